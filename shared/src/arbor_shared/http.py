@@ -1,0 +1,154 @@
+"""The HTTP surface every service shares: probes, metrics, errors, limits, tracing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from arbor_shared.auth import TokenVerifier
+from arbor_shared.kafka.classify import is_transient
+from arbor_shared.runtime import ServiceRuntime
+
+logger = logging.getLogger(__name__)
+
+Hook = Callable[[ServiceRuntime], Awaitable[None]]
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    on_start: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+    max_body_bytes: int = 1_048_576,
+) -> FastAPI:
+    """A FastAPI app with the runtime started in its lifespan and the probes mounted."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        for hook in on_start:
+            await hook(runtime)
+        yield
+        for hook in on_stop:
+            await hook(runtime)
+        await runtime.stop()
+
+    app = FastAPI(
+        title=title, description=description, lifespan=lifespan, version="0.1.0"
+    )
+    app.state.runtime = runtime
+    settings = runtime.settings
+    app.state.token_verifier = TokenVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks_url=settings.oidc_jwks_url,
+    )
+    app.include_router(_probes(runtime))
+    for router in routers:
+        app.include_router(router)
+    app.add_exception_handler(Exception, _unavailable_or_raise)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    SQLAlchemyInstrumentor().instrument(engine=runtime.engine.sync_engine)
+    return app
+
+
+def _probes(runtime: ServiceRuntime) -> APIRouter:
+    router = APIRouter(tags=["probes"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(response: Response) -> dict[str, Any]:
+        """Database and broker reachable and every consumer assigned partitions."""
+        checks = await runtime.check_ready()
+        ready = all(checks.values())
+        if not ready:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "ready" if ready else "not ready", "checks": checks}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(
+            generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    return router
+
+
+async def _unavailable_or_raise(request: Request, exc: Exception) -> Response:
+    # A database or broker outage must never look like success (RELIABILITY F8/F9):
+    # answer 503 so the caller retries; anything else is a bug and stays a 500.
+    if is_transient(exc):
+        logger.warning("%s %s unavailable: %r", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "temporarily unavailable, retry later"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal error; it has been logged"},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+class BodySizeLimit:
+    """Refuses request bodies over ``max_bytes`` with 413, even when chunked."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLargeError:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body exceeds {self.max_bytes} bytes"},
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,1 @@
+"""Kafka plumbing: explicit client settings, the outbox relay and the consumer loop."""

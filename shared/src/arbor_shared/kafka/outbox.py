@@ -1,0 +1,141 @@
+"""Writing events to the outbox, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arbor_shared.clock import Clock
+from arbor_shared.events.base import EventData
+from arbor_shared.events.envelope import Envelope
+from arbor_shared.telemetry import current_traceparent
+from arbor_shared.topics import TopicNames
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that cannot be processed, with where it came from and why."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+    reason: str
+    error: str
+    consumer: str
+
+
+class Outbox:
+    """Adds events to the service's outbox table; the relay publishes them later."""
+
+    def __init__(
+        self,
+        table: sa.Table,
+        *,
+        topics: TopicNames,
+        source: str,
+        clock: Clock,
+    ) -> None:
+        self._table = table
+        self._topics = topics
+        self._source = source
+        self._clock = clock
+        self.wakeup = asyncio.Event()
+
+    async def publish(
+        self,
+        session: AsyncSession,
+        data: EventData,
+        *,
+        event_id: str | None = None,
+        causation_id: str | None = None,
+        time: datetime | None = None,
+    ) -> Envelope:
+        """Stage one event; it is sent only if the session's transaction commits."""
+        envelope = self.envelope(
+            data, event_id=event_id, causation_id=causation_id, time=time
+        )
+        await self.publish_many(session, [(envelope, data)])
+        return envelope
+
+    def envelope(
+        self,
+        data: EventData,
+        *,
+        event_id: str | None = None,
+        causation_id: str | None = None,
+        time: datetime | None = None,
+    ) -> Envelope:
+        """The envelope :meth:`publish` would give ``data``, carrying the trace."""
+        envelope = Envelope.for_data(
+            data,
+            source=self._source,
+            time=time or self._clock.now(),
+            event_id=event_id,
+            causation_id=causation_id,
+        )
+        traceparent = current_traceparent()
+        if traceparent is None:
+            return envelope
+        return dataclasses.replace(envelope, trace_parent=traceparent)
+
+    async def publish_many(
+        self, session: AsyncSession, events: Sequence[tuple[Envelope, EventData]]
+    ) -> None:
+        """Stage many events in one statement, in order."""
+        if not events:
+            return
+        rows = [
+            {
+                "event_id": envelope.id,
+                "topic": self._topics(data.topic),
+                "key": data.customer_id,
+                "value": data.model_dump_json().encode(),
+                "headers": _headers_to_json(envelope.to_headers()),
+            }
+            for envelope, data in events
+        ]
+        await session.execute(sa.insert(self._table), rows)
+        self.wakeup.set()
+
+    async def dead_letter(self, session: AsyncSession, letter: DeadLetter) -> None:
+        """Stage a bad record for its dead-letter topic, reasons in the headers."""
+        headers = [
+            *letter.headers,
+            ("dlq_reason", letter.reason.encode()),
+            ("dlq_error", letter.error[:2000].encode()),
+            ("dlq_consumer", letter.consumer.encode()),
+            ("dlq_source_topic", letter.topic.encode()),
+            ("dlq_source_partition", str(letter.partition).encode()),
+            ("dlq_source_offset", str(letter.offset).encode()),
+        ]
+        await session.execute(
+            sa.insert(self._table),
+            {
+                "event_id": f"dlq:{letter.topic}:{letter.partition}:{letter.offset}",
+                "topic": letter.topic + ".dlq",
+                "key": letter.key.decode(errors="replace") if letter.key else None,
+                "value": letter.value or b"",
+                "headers": _headers_to_json(headers),
+            },
+        )
+        self.wakeup.set()
+
+
+def _headers_to_json(headers: Sequence[tuple[str, bytes]]) -> list[list[str]]:
+    # Header values of a poison record may not be UTF-8; keep them readable and
+    # lossless enough for review rather than refusing to dead-letter the record.
+    return [[name, value.decode(errors="backslashreplace")] for name, value in headers]
+
+
+def headers_from_json(headers: list[list[str]]) -> list[tuple[str, bytes]]:
+    """Turn stored outbox headers back into Kafka headers."""
+    return [(name, value.encode()) for name, value in headers]

@@ -1,0 +1,61 @@
+"""OpenTelemetry tracing: one provider per process, context carried through Kafka.
+
+The outbox breaks the call stack between the request that decides to publish and the
+relay that sends, so the trace context is captured into the outbox row when the event is
+written and restored from the record's ``ce_traceparent`` header when it is consumed.
+Each consumer span is therefore a child of the span that produced the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import context, trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import (
+    TraceContextTextMapPropagator,
+)
+
+_propagator = TraceContextTextMapPropagator()
+_TRACEPARENT = "traceparent"
+
+
+def configure_tracing(service: str, otlp_endpoint: str | None) -> TracerProvider:
+    """Install the global tracer provider, exporting over OTLP/HTTP when configured."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if otlp_endpoint:
+        exporter = OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces")
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, schedule_delay_millis=200)
+        )
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the active span, if one is recording."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get(_TRACEPARENT)
+
+
+@contextmanager
+def consumer_span(
+    name: str, traceparent: str | None, attributes: dict[str, str | int]
+) -> Iterator[trace.Span]:
+    """Open a CONSUMER span whose parent is the producer's span, if known."""
+    parent = _propagator.extract({_TRACEPARENT: traceparent} if traceparent else {})
+    token = context.attach(parent)
+    try:
+        tracer = trace.get_tracer("arbor.kafka")
+        with tracer.start_as_current_span(
+            name, kind=SpanKind.CONSUMER, attributes=attributes
+        ) as span:
+            yield span
+    finally:
+        context.detach(token)
