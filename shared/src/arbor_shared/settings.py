@@ -49,5 +49,7 @@ class ServiceSettings(BaseSettings):
     oidc_issuer: str = Field(min_length=1)
     oidc_audience: str = Field(min_length=1)
     oidc_jwks_url: str = Field(min_length=1, description="https:// or file://")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(ge=1, le=65535)
     relay_batch_size: int = Field(default=1000, ge=1)
     consumers_enabled: bool = True
