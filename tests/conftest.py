@@ -6,6 +6,7 @@ database schema per service, so tests never see each other's data.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -22,6 +23,11 @@ from tests.infra import KafkaHandle, PostgresHandle, start_kafka, start_postgres
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaHandle]:
+    # A developer can point the suite at a broker that is already running; namespaces
+    # keep the tests apart from whatever else uses it.
+    if bootstrap := os.environ.get("ARBOR_TEST_KAFKA_BOOTSTRAP"):
+        yield KafkaHandle(state_dir=Path(), bootstrap=bootstrap)
+        return
     handle = start_kafka(tmp_path_factory.mktemp("kafka"))
     yield handle
     handle.stop()
@@ -29,6 +35,10 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaHandle]:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresHandle]:
+    if url := os.environ.get("ARBOR_TEST_DATABASE_URL"):
+        admin = url.rpartition("/")[0] + "/postgres"
+        yield PostgresHandle(state_dir=Path(), url=url, admin_url=admin)
+        return
     # PostgreSQL runs as an unprivileged user when the tests run as root, and pytest's
     # own temporary folders are private to root, so the cluster lives in its own.
     state_dir = Path(tempfile.mkdtemp(prefix="arbor-pg-"))
