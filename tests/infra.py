@@ -17,8 +17,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 POSTGRES_SCRIPT = REPO_ROOT / "deploy" / "local" / "postgres.sh"
 
-# A cold start includes resolving the broker jars from Maven Central (one time per
-# machine, about 10 s here); the broker itself is ready in about 4 s.
+# The first start on a machine also resolves the broker jars from Maven Central
+# (5 to 10 s when the registry is quick, far longer when it is not); the broker then
+# takes 3 to 8 s to become ready on two cores.
 KAFKA_START_TIMEOUT_SECONDS = 600.0
 POSTGRES_START_TIMEOUT_SECONDS = 120.0
 # The scripts allow 30 s for a clean stop before SIGKILL; leave them room.

@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from arbor_shared.db.migrations import upgrade_async
 from arbor_shared.events import EventData
 from arbor_shared.events.envelope import Envelope
+from arbor_shared.kafka.clients import ensure_topics
 from arbor_shared.local_issuer import AUDIENCE, ISSUER
 from arbor_shared.settings import ServiceSettings
+from arbor_shared.topics import TopicNames
 from tests.conftest import Namespace
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -126,3 +128,10 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def create_topics(namespace: Namespace) -> None:
+    """Create every topic of the namespace, as a service's start would."""
+    settings = namespace.kafka_settings()
+    names = TopicNames(settings.topic_prefix).all_with_dead_letters()
+    await ensure_topics(settings, names)

@@ -6,7 +6,9 @@ mints tokens. Services verify these with the production verifier in :mod:`.auth`
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,3 +92,34 @@ class LocalIssuer:
 def _kid(key: rsa.RSAPrivateKey) -> str:
     numbers = key.public_key().public_numbers()
     return uuid.uuid5(uuid.NAMESPACE_OID, str(numbers.n)).hex[:16]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m arbor_shared.local_issuer init DIR`` or ``mint DIR SUBJECT``."""
+    parser = argparse.ArgumentParser(
+        prog="arbor-token", description="The local identity provider for dev and tests"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init", help="create the key pair and jwks.json")
+    init.add_argument("folder", type=Path)
+    mint = commands.add_parser("mint", help="print a signed token for a subject")
+    mint.add_argument("folder", type=Path)
+    mint.add_argument("subject")
+    mint.add_argument("--role", action="append", default=[], help="e.g. operator")
+    mint.add_argument("--hours", type=float, default=12.0)
+    arguments = parser.parse_args(argv)
+
+    issuer = LocalIssuer(arguments.folder)
+    if arguments.command == "init":
+        sys.stdout.write(f"{issuer.jwks_url}\n")
+        return
+    token = issuer.mint(
+        arguments.subject,
+        roles=tuple(arguments.role),
+        lifetime=timedelta(hours=arguments.hours),
+    )
+    sys.stdout.write(f"{token}\n")
+
+
+if __name__ == "__main__":
+    main()

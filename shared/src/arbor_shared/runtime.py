@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,7 +83,8 @@ class ServiceRuntime:
         group = self.topics(f"arbor.{self.service}.{name}")
         loop = ConsumerLoop(
             name=f"{self.service}.{name}",
-            consumer=create_consumer(
+            make_consumer=functools.partial(
+                create_consumer,
                 self.settings.kafka,
                 group_id=group,
                 client_id=f"{self.service}-{name}",

@@ -65,7 +65,7 @@ class ConsumerLoop:
     """Consumes ``topics`` as ``name`` and applies ``handlers`` keyed by event type."""
 
     name: str
-    consumer: AIOKafkaConsumer
+    make_consumer: Callable[[], AIOKafkaConsumer]
     handlers: Mapping[str, Handler]
     sessions: async_sessionmaker[AsyncSession]
     inbox: sa.Table
@@ -75,12 +75,15 @@ class ConsumerLoop:
     on_batch_committed: Callable[[], Awaitable[None]] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     assigned: bool = False
+    consumer: AIOKafkaConsumer = field(init=False)
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
         """Consume until stopped; a batch is applied and committed before the next."""
+        # aiokafka binds a client to the running event loop, so it is made here.
+        self.consumer = self.make_consumer()
         await self.consumer.start()
         logger.info(
             "consumer %s started on %s", self.name, self.consumer.subscription()
