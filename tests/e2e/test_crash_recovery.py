@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
 import sqlalchemy as sa
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from arbor_shared import topics
 from arbor_shared.db import create_engine
@@ -78,17 +79,17 @@ async def test_consumer_killed_mid_batch_applies_every_event_exactly_once(
     assert [tuple(row) for row in times] == [(1, EVENTS)]
 
 
-async def _applied(engine: sa.ext.asyncio.AsyncEngine) -> int:
+async def _applied(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
         count = await connection.scalar(sa.text("SELECT count(*) FROM applications"))
     return int(count or 0)
 
 
-async def _applied_more_than(engine: sa.ext.asyncio.AsyncEngine, floor: int) -> bool:
+async def _applied_more_than(engine: AsyncEngine, floor: int) -> bool:
     return await _applied(engine) > floor
 
 
-async def _applied_all(engine: sa.ext.asyncio.AsyncEngine) -> bool:
+async def _applied_all(engine: AsyncEngine) -> bool:
     return await _applied(engine) == EVENTS
 
 

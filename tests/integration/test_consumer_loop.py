@@ -55,7 +55,11 @@ async def test_malformed_records_are_dead_lettered_and_later_ones_applied(
         good_value.replace(b'"EUR"', b'"XYZ"'),
         encode(_balance("inv-y"))[2],
     )
-    no_envelope = (b"cus-1", good_value, [])
+    no_envelope: tuple[bytes, bytes, list[tuple[str, bytes]]] = (
+        b"cus-1",
+        good_value,
+        [],
+    )
 
     app = create_app(settings)
     async with running(app):
@@ -101,7 +105,8 @@ async def test_redelivered_event_is_applied_once(namespace: Namespace) -> None:
 
         async def consumed_three() -> bool:
             samples = runtime.metrics.consumed.collect()[0].samples
-            return sum(s.value for s in samples if s.name.endswith("_total")) >= 3
+            total = sum(s.value for s in samples if s.name.endswith("_total"))
+            return bool(total >= 3)
 
         await eventually(consumed_three)
         outcomes = {

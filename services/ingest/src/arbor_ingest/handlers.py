@@ -1,178 +1,255 @@
-"""Ingest's reactions: accept a canonical event and keep the ledger in step."""
+"""Ingest's one reaction: accept canonical events and keep the ledger in step.
+
+Every source (the JSON API, provider webhooks, CSV imports) ends here, inside the
+caller's transaction, so an event, its ledger effects and the facts they publish are
+committed together or not at all (RELIABILITY P1).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arbor_ingest.adapters.tables import accepted_events, invoices
-from arbor_ingest.domain.errors import DuplicateEventError
-from arbor_ingest.domain.ledger import InvoiceState, apply_payment
-from arbor_shared.events import (
-    Envelope,
-    EventData,
-    InvoiceBalanceChanged,
-    InvoiceIssued,
-    InvoiceSettled,
-    PaymentReceived,
-)
+from arbor_ingest.adapters import ledger_store
+from arbor_ingest.adapters.tables import accepted_events, business_keys
+from arbor_ingest.domain import identities
+from arbor_ingest.domain.errors import EventRejectedError
+from arbor_ingest.domain.ledger import CustomerLedger
+from arbor_shared.events import Envelope, EventData
 from arbor_shared.failpoints import failpoint
 from arbor_shared.kafka.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["accepted", "duplicate", "rejected"]
 
 
 @dataclass(frozen=True)
 class Acceptance:
+    """What became of one submitted event.
+
+    ``rejected`` carries ``field`` and ``reason``; the other items of a batch are
+    unaffected by it.
+    """
+
     event_id: str
-    status: Literal["accepted", "duplicate"]
+    status: Status
+    field: str | None = None
+    reason: str | None = None
 
 
-async def accept_event(
+@dataclass(frozen=True)
+class _Item:
+    index: int
+    event_id: str
+    data: EventData
+    digest: str
+
+
+async def accept_many(
     session: AsyncSession,
     outbox: Outbox,
-    data: EventData,
+    items: Sequence[tuple[str, EventData]],
     *,
-    event_id: str,
-    body: bytes,
-) -> Acceptance:
-    """Store the event durably with its ledger effects; repeat calls are no-ops."""
-    digest = hashlib.sha256(body).hexdigest()
-    if not await _record_once(session, data, event_id, digest):
-        return Acceptance(event_id, "duplicate")
-    envelope = await outbox.publish(session, data, event_id=event_id)
-    await apply_to_ledger(session, outbox, envelope, data)
+    publisher: str,
+) -> list[Acceptance]:
+    """Accept canonical events (event id, data) in the caller's transaction.
+
+    An event id seen before with the same data, or the same business facts under a
+    new event id, is a duplicate; anything else the ledger refuses is rejected with
+    the field and the reason. Nothing is durable until the caller commits.
+    """
+    batch = [_Item(n, eid, data, _digest(data)) for n, (eid, data) in enumerate(items)]
+    results: dict[int, Acceptance] = {}
+    fresh = await _claim_event_ids(session, batch, results)
+
+    keys = await _known_keys(session, fresh)
+    known = set(keys)
+    owners = await ledger_store.owners(
+        session, {i for item in fresh for i, _ in identities.invoices_named(item.data)}
+    )
+    ledgers = await ledger_store.get_many(session, {i.data.customer_id for i in fresh})
+    staged: list[tuple[Envelope, EventData]] = []
+    for item in fresh:
+        results[item.index] = _apply(item, keys, owners, ledgers, outbox, staged)
+
+    await _forget_rejected(session, results.values())
+    await _record_keys(session, {k: v for k, v in keys.items() if k not in known})
+    await outbox.publish_many(session, staged)
+    await ledger_store.save(session, ledgers.values())
     failpoint("ingest_before_commit")
-    return Acceptance(event_id, "accepted")
+    _log_outcome(publisher, results.values())
+    return [results[n] for n in range(len(batch))]
 
 
-async def _record_once(
-    session: AsyncSession, data: EventData, event_id: str, digest: str
-) -> bool:
-    inserted = await session.scalar(
-        insert(accepted_events)
-        .values(
-            event_id=event_id,
-            event_type=data.event_type,
-            customer_id=data.customer_id,
-            body_sha256=digest,
+def _digest(data: EventData) -> str:
+    canonical = data.event_type.encode() + b"\n" + data.model_dump_json().encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+async def _claim_event_ids(
+    session: AsyncSession, batch: list[_Item], results: dict[int, Acceptance]
+) -> list[_Item]:
+    """Claim each event id once; an id claimed before is a duplicate or a conflict."""
+    first: dict[str, _Item] = {}
+    for item in batch:
+        earlier = first.setdefault(item.event_id, item)
+        if earlier is not item:
+            results[item.index] = _repeat(item, earlier.digest, "in this batch")
+    if not first:
+        return []
+    claimed = set(
+        await session.scalars(
+            insert(accepted_events)
+            .values([_claim_row(item) for _, item in sorted(first.items())])
+            .on_conflict_do_nothing()
+            .returning(accepted_events.c.event_id)
         )
-        .on_conflict_do_nothing()
-        .returning(accepted_events.c.event_id)
     )
-    if inserted is not None:
-        return True
-    earlier = await session.scalar(
-        sa.select(accepted_events.c.body_sha256).where(
-            accepted_events.c.event_id == event_id
+    if len(claimed) < len(first):
+        stored = dict(
+            (
+                await session.execute(
+                    sa.select(
+                        accepted_events.c.event_id, accepted_events.c.body_sha256
+                    ).where(accepted_events.c.event_id.in_(set(first) - claimed))
+                )
+            ).tuples()
         )
+        for event_id, digest in stored.items():
+            item = first[event_id]
+            results[item.index] = _repeat(item, digest, "before")
+    return [item for item in first.values() if item.event_id in claimed]
+
+
+def _claim_row(item: _Item) -> dict[str, str]:
+    return {
+        "event_id": item.event_id,
+        "event_type": item.data.event_type,
+        "customer_id": item.data.customer_id,
+        "body_sha256": item.digest,
+    }
+
+
+def _repeat(item: _Item, digest: str, when: str) -> Acceptance:
+    if digest == item.digest:
+        return Acceptance(item.event_id, "duplicate")
+    return Acceptance(
+        item.event_id,
+        "rejected",
+        "id",
+        f"event id {item.event_id} was accepted {when} with different data",
     )
-    if earlier != digest:
-        raise DuplicateEventError(
-            f"event id {event_id} was already accepted with a different body"
+
+
+KeyMap = dict[tuple[str, str], tuple[str, str, str]]
+"""(kind, key) to (customer id, event id, data digest), known or added."""
+
+
+async def _known_keys(session: AsyncSession, fresh: list[_Item]) -> KeyMap:
+    wanted = {k for item in fresh for k, _ in identities.business_keys(item.data)}
+    if not wanted:
+        return {}
+    table = business_keys
+    rows = await session.execute(
+        sa.select(
+            table.c.kind,
+            table.c.key,
+            table.c.customer_id,
+            table.c.event_id,
+            table.c.data_sha256,
+        ).where(sa.tuple_(table.c.kind, table.c.key).in_(sorted(wanted)))
+    )
+    return {(r.kind, r.key): (r.customer_id, r.event_id, r.data_sha256) for r in rows}
+
+
+def _apply(
+    item: _Item,
+    keys: KeyMap,
+    owners: dict[str, str],
+    ledgers: dict[str, CustomerLedger],
+    outbox: Outbox,
+    staged: list[tuple[Envelope, EventData]],
+) -> Acceptance:
+    data = item.data
+    try:
+        if _booked_before(item, keys):
+            return Acceptance(item.event_id, "duplicate")
+        identities.check_owners(data, owners)
+        facts = ledgers[data.customer_id].apply(data, event_id=item.event_id)
+    except EventRejectedError as exc:
+        return Acceptance(item.event_id, "rejected", exc.field, exc.reason)
+
+    for key, _field in identities.business_keys(data):
+        keys[key] = (data.customer_id, item.event_id, item.digest)
+    owners.update(dict.fromkeys(identities.invoices_issued(data), data.customer_id))
+    staged.append((outbox.envelope(data, event_id=item.event_id), data))
+    staged += [(outbox.envelope(f, causation_id=item.event_id), f) for f in facts]
+    return Acceptance(item.event_id, "accepted")
+
+
+def _booked_before(item: _Item, keys: KeyMap) -> bool:
+    """True when the same facts were booked under another event id."""
+    for key, field in identities.business_keys(item.data):
+        known = keys.get(key)
+        if known is None:
+            continue
+        _customer, event_id, digest = known
+        if digest == item.digest:
+            return True
+        raise EventRejectedError(
+            field,
+            f"{key[0].replace('_', ' ')} {key[1]} was already booked by event "
+            f"{event_id} with different data",
         )
     return False
 
 
-async def apply_to_ledger(
-    session: AsyncSession, outbox: Outbox, envelope: Envelope, data: EventData
+async def _forget_rejected(
+    session: AsyncSession, results: Iterable[Acceptance]
 ) -> None:
-    """Move balances for the events that change them and publish the facts."""
-    if isinstance(data, InvoiceIssued):
-        await _issue(session, outbox, envelope, data)
-    elif isinstance(data, PaymentReceived):
-        await _receive(session, outbox, envelope, data)
-
-
-async def _issue(
-    session: AsyncSession, outbox: Outbox, envelope: Envelope, event: InvoiceIssued
-) -> None:
-    state = InvoiceState(
-        invoice_id=event.invoice_id,
-        customer_id=event.customer_id,
-        currency=event.currency,
-        amount_minor=event.amount_minor,
-        issue_date=event.issue_date,
-        due_date=event.due_date,
-    )
-    await session.execute(insert(invoices).values(**_row(state)))
-    await _publish_facts(outbox, session, envelope, None, state, event.issued_at)
-
-
-async def _receive(
-    session: AsyncSession, outbox: Outbox, envelope: Envelope, event: PaymentReceived
-) -> None:
-    for allocation in event.allocations:
-        before = await _load(session, allocation.invoice_id)
-        if before is None:
-            continue
-        after, _left = apply_payment(before, allocation.amount_minor, event.received_at)
+    # A rejected event leaves no trace, so the publisher can fix it and send it again
+    # under the same id.
+    rejected = [
+        r.event_id for r in results if r.status == "rejected" and r.field != "id"
+    ]
+    if rejected:
         await session.execute(
-            sa.update(invoices)
-            .where(invoices.c.invoice_id == after.invoice_id)
-            .values(**_row(after))
-        )
-        await _publish_facts(
-            outbox, session, envelope, before, after, event.received_at
+            sa.delete(accepted_events).where(accepted_events.c.event_id.in_(rejected))
         )
 
 
-async def _load(session: AsyncSession, invoice_id: str) -> InvoiceState | None:
-    row = (
-        await session.execute(
-            sa.select(invoices)
-            .where(invoices.c.invoice_id == invoice_id)
-            .with_for_update()
-        )
-    ).one_or_none()
-    return InvoiceState(**row._mapping) if row else None
+async def _record_keys(session: AsyncSession, keys: KeyMap) -> None:
+    rows = [
+        {
+            "kind": kind,
+            "key": key,
+            "customer_id": customer,
+            "event_id": event_id,
+            "data_sha256": digest,
+        }
+        for (kind, key), (customer, event_id, digest) in sorted(keys.items())
+    ]
+    if rows:
+        # TODO: two customers booking the same provider payment id in concurrent
+        # transactions both pass; a per-key advisory lock would close the gap.
+        await session.execute(insert(business_keys).on_conflict_do_nothing(), rows)
 
 
-def _row(state: InvoiceState) -> dict[str, object]:
-    return {column.name: getattr(state, column.name) for column in invoices.c}
-
-
-async def _publish_facts(
-    outbox: Outbox,
-    session: AsyncSession,
-    envelope: Envelope,
-    before: InvoiceState | None,
-    after: InvoiceState,
-    at: datetime,
-) -> None:
-    common: dict[str, Any] = {
-        "customer_id": after.customer_id,
-        "invoice_id": after.invoice_id,
-        "currency": after.currency,
-        "issue_date": after.issue_date,
-        "due_date": after.due_date,
-        "amount_minor": after.amount_minor,
-        "paid_minor": after.paid_minor,
-        "credited_minor": after.credited_minor,
-        "written_off_minor": after.written_off_minor,
-    }
-    changed = InvoiceBalanceChanged(
-        **common,
-        balance_minor=after.balance_minor,
-        status=after.status,  # type: ignore[arg-type]
-        cause_event_id=envelope.id,
-        cause_event_type=envelope.type,
-        changed_at=at,
+def _log_outcome(publisher: str, results: Iterable[Acceptance]) -> None:
+    counts = Counter(r.status for r in results)
+    logger.info(
+        "publisher %s: %d accepted, %d duplicate, %d rejected",
+        publisher,
+        counts["accepted"],
+        counts["duplicate"],
+        counts["rejected"],
     )
-    await outbox.publish(session, changed, causation_id=envelope.id)
-    newly_settled = after.settled_at is not None and (
-        before is None or before.settled_at is None
-    )
-    if newly_settled:
-        assert after.settled_at is not None
-        settled = InvoiceSettled(
-            **common,
-            settled_by="payment",
-            settled_at=after.settled_at,
-            settled_date=after.settled_at.date(),
-        )
-        await outbox.publish(session, settled, causation_id=envelope.id)

@@ -1,0 +1,1 @@
+"""Portal API: what customers see of their account and what they do about it."""

@@ -1,64 +1,188 @@
-"""Metrics' HTTP routes: KPIs for operators and other systems."""
+"""Metrics' HTTP routes: KPIs for operators and other systems.
+
+KPIs are computed at read time from the stored per-invoice facts as of the asked day,
+so any past day is answered exactly, with no snapshot job to miss a day or drift.
+"""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+import asyncio
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
-from arbor_metrics.adapters.tables import invoice_facts
-from arbor_metrics.domain.kpis import InvoiceFact, on_time_rate
+from arbor_metrics.adapters.repository import load_cohorts, load_facts
+from arbor_metrics.config import MetricsSettings
+from arbor_metrics.domain.compute import KpiQuery, compute
+from arbor_metrics.domain.errors import InvalidQueryError
+from arbor_metrics.domain.facts import Facts
+from arbor_metrics.domain.receivables import month_end
+from arbor_metrics.entrypoints.schemas import (
+    KpisRead,
+    MembershipHistoryRead,
+    MembershipRead,
+    SeriesRead,
+    render,
+)
+from arbor_shared.auth import Operator
 from arbor_shared.http import Runtime
 from arbor_shared.money import Currency
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
 
+MAX_SERIES_POINTS = 366
 
-class OnTimeRateRead(BaseModel):
-    as_of: date
-    currency: str | None
-    grace_days: int
-    weighting: str = "count"
-    invoices_due: int
-    paid_on_time: int
-    on_time_rate: float | None
+AsOf = Annotated[
+    date,
+    Query(
+        description="Compute as of the end of this day",
+        examples=["2013-06-30"],
+    ),
+]
+CurrencyParam = Annotated[
+    Currency,
+    Query(description="ISO 4217; amounts are never summed across currencies"),
+]
+Cohort = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="A cohort name, 'unassigned', or 'all' for every customer",
+    ),
+]
+CohortBasis = Annotated[
+    Literal["issued", "as_of"],
+    Query(
+        description="Count an invoice under its customer's cohort on the issue day "
+        "('issued') or on the as-of day ('as_of')"
+    ),
+]
+WindowDays = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=3660,
+        description="Days ending on as_of the window KPIs look at; "
+        "omitted: since the slice's first invoice",
+    ),
+]
+GraceDays = Annotated[int | None, Query(ge=0, le=90)]
+ReminderDays = Annotated[
+    int, Query(ge=0, le=365, description="N in 'paid within N days of a reminder'")
+]
+Variant = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-class KpisRead(BaseModel):
-    on_time: OnTimeRateRead
+def _settings(runtime: Runtime) -> MetricsSettings:
+    settings = runtime.settings
+    assert isinstance(settings, MetricsSettings)
+    return settings
 
 
 @router.get("/kpis")
 async def get_kpis(
     runtime: Runtime,
-    as_of: Annotated[date, Query(description="Compute as of the end of this day")],
-    currency: Annotated[Currency | None, Query()] = None,
-    grace_days: Annotated[int, Query(ge=0, le=90)] = 0,
+    _operator: Operator,
+    as_of: AsOf,
+    currency: CurrencyParam,
+    cohort: Cohort = "all",
+    cohort_basis: CohortBasis = "as_of",
+    window_days: WindowDays = None,
+    grace_days: GraceDays = None,
+    reminder_days: ReminderDays = 7,
+    variant: Variant = None,
+    policy_id: Variant = None,
 ) -> KpisRead:
-    """Collection KPIs as of a date, in one currency or all."""
-    query = sa.select(invoice_facts)
-    if currency:
-        query = query.where(invoice_facts.c.currency == currency)
-    async with runtime.sessions() as session:
-        rows = (await session.execute(query)).all()
-    facts = [
-        InvoiceFact(
-            r.invoice_id, r.currency, r.amount_minor, r.due_date, r.settled_date
+    """Collection KPIs of one currency and cohort slice, as of the end of a day."""
+    query = KpiQuery(
+        as_of=as_of,
+        currency=currency,
+        cohort=cohort,
+        cohort_basis=cohort_basis,
+        window_days=window_days,
+        grace_days=_settings(runtime).grace_days if grace_days is None else grace_days,
+        reminder_days=reminder_days,
+        variant=variant,
+        policy_id=policy_id,
+    )
+    async with runtime.sessions() as session, session.begin():
+        facts = await load_facts(session, currency=currency)
+    return await asyncio.to_thread(lambda: render(compute(facts, query)))
+
+
+@router.get("/kpis/series")
+async def get_kpi_series(
+    runtime: Runtime,
+    _operator: Operator,
+    from_: Annotated[date, Query(alias="from", examples=["2013-01-01"])],
+    to: Annotated[date, Query(examples=["2013-12-31"])],
+    currency: CurrencyParam,
+    step: Annotated[Literal["day", "month"], Query()] = "month",
+    cohort: Cohort = "all",
+    cohort_basis: CohortBasis = "as_of",
+    window_days: WindowDays = None,
+    grace_days: GraceDays = None,
+    reminder_days: ReminderDays = 7,
+    variant: Variant = None,
+    policy_id: Variant = None,
+) -> SeriesRead:
+    """The same KPIs at each day or month end from ``from`` to ``to``."""
+    days = series_days(from_, to, step)
+    template = KpiQuery(
+        as_of=to,
+        currency=currency,
+        cohort=cohort,
+        cohort_basis=cohort_basis,
+        window_days=window_days,
+        grace_days=_settings(runtime).grace_days if grace_days is None else grace_days,
+        reminder_days=reminder_days,
+        variant=variant,
+        policy_id=policy_id,
+    )
+    async with runtime.sessions() as session, session.begin():
+        facts = await load_facts(session, currency=currency)
+    points = await asyncio.to_thread(_series, facts, template, days)
+    return SeriesRead(step=step, points=points)
+
+
+def _series(facts: Facts, template: KpiQuery, days: list[date]) -> list[KpisRead]:
+    return [render(compute(facts, replace(template, as_of=day))) for day in days]
+
+
+def series_days(start: date, end: date, step: str) -> list[date]:
+    """Every day, or every month end (and ``end`` itself), from ``start`` to ``end``."""
+    if end < start:
+        raise InvalidQueryError(f"'to' ({end}) is before 'from' ({start})")
+    days: list[date] = []
+    day = start if step == "day" else month_end(start)
+    while day <= end and len(days) <= MAX_SERIES_POINTS:
+        days.append(day)
+        day = (
+            day + timedelta(days=1) if step == "day" else month_end(day + timedelta(1))
         )
-        for r in rows
-    ]
-    result = on_time_rate(facts, as_of=as_of, currency=currency, grace_days=grace_days)
-    rate = result.rate
-    return KpisRead(
-        on_time=OnTimeRateRead(
-            as_of=as_of,
-            currency=currency,
-            grace_days=grace_days,
-            invoices_due=result.invoices_due,
-            paid_on_time=result.paid_on_time,
-            on_time_rate=float(rate) if rate is not None else None,
+    if step == "month" and (not days or days[-1] != end):
+        days.append(end)
+    if len(days) > MAX_SERIES_POINTS:
+        raise InvalidQueryError(
+            f"the series has more than {MAX_SERIES_POINTS} points; use a coarser step"
         )
+    return days
+
+
+@router.get("/cohorts/memberships/{customer_id}")
+async def get_membership_history(
+    runtime: Runtime, _operator: Operator, customer_id: str
+) -> MembershipHistoryRead:
+    """A customer's cohort membership history: each cohort from when to when."""
+    async with runtime.sessions() as session, session.begin():
+        history = await load_cohorts(session, customer_id=customer_id)
+    return MembershipHistoryRead(
+        customer_id=customer_id,
+        memberships=[
+            MembershipRead(cohort=cohort, valid_from=start, valid_to=end)
+            for cohort, start, end in history.intervals(customer_id)
+        ],
     )
