@@ -55,7 +55,7 @@ async def create_tables(runtime: ServiceRuntime) -> None:
 
 
 def main() -> None:
-    settings = CounterSettings()  # type: ignore[call-arg]
+    settings = CounterSettings()
     runtime = ServiceRuntime.create("counter", settings, messaging)
     asyncio.run(create_tables(runtime))
     runtime.add_consumer(
