@@ -43,3 +43,9 @@ def test_envelope_survives_kafka_headers() -> None:
     )
     envelope = Envelope.for_data(data, source="arbor/tests", time=data.issued_at)
     assert Envelope.from_headers(envelope.to_headers()) == envelope
+
+
+def test_event_catalogue_document_lists_every_event_type() -> None:
+    catalogue = (SHARED.parent / "docs" / "asyncapi.yaml").read_text()
+    missing = [t for t in EVENT_TYPES if f"      name: {t}\n" not in catalogue]
+    assert missing == []
