@@ -85,9 +85,10 @@ def service_env(
 
 
 def _extra_env(service: Service) -> dict[str, str]:
-    keys = STATE / "publisher-keys.json"
-    if service.name == "ingest" and keys.exists():
-        return {"ARBOR_INGEST_PUBLISHER_KEYS": keys.read_text()}
+    from demo import ensure_publisher_keys  # deploy/local/demo.py, beside this file
+
+    if service.name == "ingest":
+        return {"ARBOR_INGEST_PUBLISHERS": ensure_publisher_keys()}
     return {}
 
 

@@ -38,9 +38,11 @@ def is_transient(exc: BaseException) -> bool:
         return True
     return isinstance(
         exc,
-        _TRANSIENT_DRIVER_ERRORS
-        | OSError
-        | asyncio.TimeoutError
-        | KafkaConnectionError
-        | KafkaTimeoutError,
+        (
+            *_TRANSIENT_DRIVER_ERRORS,
+            OSError,
+            asyncio.TimeoutError,
+            KafkaConnectionError,
+            KafkaTimeoutError,
+        ),
     ) or (exc.__cause__ is not None and is_transient(exc.__cause__))

@@ -37,6 +37,16 @@ def _connection(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
     return options
 
 
+def consumer_options(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
+    """Options for a group-less reader (review tools): reads committed data only."""
+    return {
+        **_connection(settings, client_id),
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+    }
+
+
 def create_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     """An idempotent producer that waits for every in-sync replica."""
     return AIOKafkaProducer(

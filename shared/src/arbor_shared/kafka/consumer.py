@@ -58,6 +58,7 @@ class _Item:
     envelope: Envelope | None = None
     data: EventData | None = None
     poison: tuple[str, str] | None = None
+    redrive_for: str | None = None
 
 
 @dataclass
@@ -129,13 +130,17 @@ class ConsumerLoop:
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
         coordinates = f"{record.topic}:{record.partition}:{record.offset}"
+        redrive_for = _redrive_target(record)
+        if redrive_for is not None and redrive_for != self.name:
+            # Redriven for another consumer group; this one applied the original.
+            return _Item(record, f"redrive:{coordinates}", redrive_for=redrive_for)
         try:
             envelope = Envelope.from_headers(record.headers)
         except ValueError as exc:
             return _Item(
                 record, f"bad:{coordinates}", poison=("bad_envelope", str(exc))
             )
-        item = _Item(record, envelope.id, envelope=envelope)
+        item = _Item(record, envelope.id, envelope=envelope, redrive_for=redrive_for)
         try:
             item.data = _parse(record, envelope)
         except PoisonRecordError as exc:
@@ -144,8 +149,13 @@ class ConsumerLoop:
 
     async def _apply(self, items: list[_Item]) -> None:
         async with self.sessions() as session, session.begin():
-            claimed = await self._claim(session, items)
+            mine = [item for item in items if item.redrive_for in (None, self.name)]
+            await self._release_redriven(session, mine)
+            claimed = await self._claim(session, mine)
             for item in items:
+                if item.redrive_for not in (None, self.name):
+                    self._count(item, "not_addressed")
+                    continue
                 if item.key not in claimed:
                     self._count(item, "duplicate")
                     continue
@@ -156,7 +166,25 @@ class ConsumerLoop:
         if self.on_batch_committed is not None:
             await self.on_batch_committed()
 
+    async def _release_redriven(
+        self, session: AsyncSession, items: list[_Item]
+    ) -> None:
+        # A redriven record keeps its event id so that no other consumer applies it
+        # twice; for the consumer it was redriven to, only a dead-lettered claim is
+        # released, never one whose effect was applied.
+        keys = [item.key for item in items if item.redrive_for == self.name]
+        if keys:
+            await session.execute(
+                sa.delete(self.inbox).where(
+                    self.inbox.c.consumer == self.name,
+                    self.inbox.c.event_key.in_(keys),
+                    self.inbox.c.outcome == "dead_lettered",
+                )
+            )
+
     async def _claim(self, session: AsyncSession, items: list[_Item]) -> set[str]:
+        if not items:
+            return set()
         rows = [
             {"consumer": self.name, "event_key": item.key, "outcome": _outcome(item)}
             for item in items
@@ -270,6 +298,16 @@ class _HandlerFailedError(Exception):
     def __init__(self, item: _Item) -> None:
         super().__init__(item.key)
         self.item = item
+
+
+REDRIVE_HEADER = "arbor_redrive_for"
+
+
+def _redrive_target(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    for name, value in record.headers:
+        if name == REDRIVE_HEADER:
+            return str(value.decode(errors="replace"))
+    return None
 
 
 def _outcome(item: _Item) -> str:

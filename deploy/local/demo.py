@@ -1,0 +1,110 @@
+"""What ``make run`` feeds and shows: a simulated company, or IBM's AR sample."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from arbor_cli.publisher import IngestPublisher
+from arbor_cli.simulator import Simulation
+from arbor_shared.local_issuer import LocalIssuer
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = REPO / ".local" / "publisher-keys.json"
+INGEST = "http://127.0.0.1:8001"
+METRICS = "http://127.0.0.1:8004"
+IBM_CSV = REPO.parent / "shared" / "data" / "ibm-accounts-receivable.csv"
+DEMO_KEY_ID = "demo-simulator"
+
+
+def ensure_publisher_keys() -> str:
+    """The publisher list ingest trusts under ``make run``; made once, kept local."""
+    if not KEYS.exists():
+        KEYS.parent.mkdir(parents=True, exist_ok=True)
+        entry = {
+            "key_id": DEMO_KEY_ID,
+            "secret": secrets.token_hex(32),
+            "scopes": ["events:write", "imports:write"],
+        }
+        KEYS.write_text(json.dumps([entry]))
+        KEYS.chmod(0o600)
+    return KEYS.read_text()
+
+
+def _secret() -> str:
+    entries: list[dict[str, str]] = json.loads(ensure_publisher_keys())
+    return entries[0]["secret"]
+
+
+async def feed(dataset: str, issuer: LocalIssuer, *, speed: float) -> None:
+    """Publish the dataset through ingest, printing progress."""
+    if dataset == "ibm":
+        _import_ibm()
+        return
+    simulation = Simulation(customers=2_000, start=date(2025, 1, 1), months=12)
+    async with httpx.AsyncClient(base_url=INGEST, timeout=60) as client:
+        publisher = IngestPublisher(client, key_id=DEMO_KEY_ID, secret=_secret())
+        sys.stdout.write("feeding a simulated company of 2,000 customers...\n")
+        stats = await publisher.publish(simulation.events(), speed=speed)
+    sys.stdout.write(
+        f"fed {stats.sent:,} events ({stats.accepted:,} new, {stats.duplicate:,} "
+        f"already known, {len(stats.rejected)} rejected) at {stats.rate():,.0f}/s\n"
+    )
+
+
+def _import_ibm() -> None:
+    subprocess.run(
+        [
+            sys.executable, "-m", "arbor_cli.main", "import", "ar-csv", str(IBM_CSV),
+            "--mapping", "ibm", "--currency", "USD", "--url", INGEST,
+            "--key-id", DEMO_KEY_ID, "--secret", _secret(),
+        ],
+        check=False,
+    )
+
+
+async def report(issuer: LocalIssuer) -> None:
+    """Print the headline KPIs per cohort and currency from the metrics service."""
+    async with httpx.AsyncClient(base_url=METRICS, timeout=10) as client:
+        try:
+            exposition = (await client.get("/metrics")).text
+        except httpx.TransportError:
+            sys.stdout.write("metrics is not answering yet\n")
+            return
+    table = _kpi_table(exposition)
+    if not table:
+        sys.stdout.write("no KPIs yet\n")
+        return
+    header = f"{'cohort':<22}{'ccy':<5}{'invoices':>9}{'on-time':>9}{'days to pay':>12}"
+    rows = [header, "-" * len(header)]
+    for (cohort, currency), kpis in sorted(table.items()):
+        on_time = kpis.get("on_time_rate_ratio")
+        rows.append(
+            f"{cohort:<22}{currency:<5}{kpis.get('invoices_total', 0):>9,.0f}"
+            f"{_percent(on_time):>9}{kpis.get('days_to_pay_mean_days', 0):>12.1f}"
+        )
+    sys.stdout.write("\n".join(["", "KPIs per cohort:", *rows, ""]) + "\n")
+
+
+def _kpi_table(exposition: str) -> dict[tuple[str, str], dict[str, float]]:
+    table: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = sample.labels
+            if not sample.name.startswith("arbor_metrics_") or "cohort" not in labels:
+                continue
+            key = (labels["cohort"], labels.get("currency", ""))
+            table[key][sample.name.removeprefix("arbor_metrics_")] = sample.value
+    return table
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
