@@ -19,12 +19,14 @@ from pathlib import Path
 
 import httpx
 
+from arbor_cli.demo import ensure_publisher_keys, feed, report
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".local"
 COLOURS = ("\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
+_log_pipes: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,6 @@ def service_env(
 
 
 def _extra_env(service: Service) -> dict[str, str]:
-    from demo import ensure_publisher_keys  # deploy/local/demo.py, beside this file
-
     if service.name == "ingest":
         return {"ARBOR_INGEST_PUBLISHERS": ensure_publisher_keys()}
     return {}
@@ -111,27 +111,33 @@ async def start_service(
     if await migrate.wait() != 0:
         sys.exit(f"{service.name}: migrations failed")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", service.module, "serve",
+        sys.executable,
+        "-m",
+        service.module,
+        "serve",
         env=full_env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None
-    asyncio.create_task(pipe_logs(service.name, colour, process.stdout))
+    _log_pipes.add(asyncio.create_task(pipe_logs(service.name, colour, process.stdout)))
     return process
 
 
-async def wait_ready(service: Service, timeout: float = 120.0) -> None:
+READY_SECONDS = 120.0
+
+
+async def wait_ready(service: Service) -> None:
     """Poll /readyz until the service answers 200."""
     url = f"http://127.0.0.1:{service.port}/readyz"
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + READY_SECONDS
     async with httpx.AsyncClient(timeout=2) as client:
         while asyncio.get_running_loop().time() < deadline:
             with contextlib.suppress(httpx.TransportError):
                 if (await client.get(url)).status_code == 200:
                     return
             await asyncio.sleep(0.5)
-    sys.exit(f"{service.name} did not become ready within {timeout:.0f} s")
+    sys.exit(f"{service.name} did not become ready within {READY_SECONDS:.0f} s")
 
 
 async def stop_all(processes: list[asyncio.subprocess.Process]) -> None:
@@ -168,7 +174,9 @@ async def supervise(arguments: argparse.Namespace) -> None:
         await stop_all(processes)
         if not arguments.keep_infra:
             _script("kafka.sh", "stop")
-            _script("postgres.sh", "stop", env={"ARBOR_PG_DIR": str(STATE / "postgres")})
+            _script(
+                "postgres.sh", "stop", env={"ARBOR_PG_DIR": str(STATE / "postgres")}
+            )
 
 
 def print_banner(kafka: str, database: str, issuer: LocalIssuer) -> None:
@@ -176,8 +184,10 @@ def print_banner(kafka: str, database: str, issuer: LocalIssuer) -> None:
     lines = [
         "",
         "Arbor is running.",
-        *(f"  {s.name:<13} http://127.0.0.1:{s.port}/docs   metrics: /metrics"
-          for s in SERVICES),
+        *(
+            f"  {s.name:<13} http://127.0.0.1:{s.port}/docs   metrics: /metrics"
+            for s in SERVICES
+        ),
         f"  Kafka         {kafka}",
         f"  PostgreSQL    {database}",
         f"  operator token (12 h): {token[:24]}... (full: .local/operator.token)",
@@ -192,8 +202,6 @@ async def feed_and_report(
     arguments: argparse.Namespace, issuer: LocalIssuer, stop: asyncio.Event
 ) -> None:
     """Feed the chosen dataset through ingest, then print KPIs until stopped."""
-    from demo import feed, report  # deploy/local/demo.py, beside this file
-
     await feed(arguments.dataset, issuer, speed=arguments.speed)
     while not stop.is_set():
         await report(issuer)
@@ -204,15 +212,23 @@ async def feed_and_report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--dataset", choices=("simulated", "ibm"), default="simulated",
+        "--dataset",
+        choices=("simulated", "ibm"),
+        default="simulated",
         help="a simulated company (default) or the IBM accounts-receivable sample",
     )
-    parser.add_argument("--speed", type=float, default=86_400.0,
-                        help="simulated seconds per real second")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=86_400.0,
+        help="simulated seconds per real second",
+    )
     parser.add_argument("--report-every", type=float, default=10.0)
-    parser.add_argument("--keep-infra", action="store_true",
-                        help="leave Kafka and PostgreSQL running on exit")
-    sys.path.insert(0, str(Path(__file__).parent))
+    parser.add_argument(
+        "--keep-infra",
+        action="store_true",
+        help="leave Kafka and PostgreSQL running on exit",
+    )
     asyncio.run(supervise(parser.parse_args()))
 
 

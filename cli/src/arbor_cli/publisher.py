@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -94,7 +95,7 @@ class IngestPublisher:
         )
         batch.clear()
 
-    async def _post(self, body: bytes) -> dict[str, object]:
+    async def _post(self, body: bytes) -> dict[str, Any]:
         delay = 0.2
         while True:
             headers = sign(body, self._key_id, self._secret, datetime.now(UTC))
@@ -104,7 +105,7 @@ class IngestPublisher:
             )
             if response.status_code not in _RETRYABLE:
                 response.raise_for_status()
-                decoded: dict[str, object] = response.json()
+                decoded: dict[str, Any] = response.json()
                 return decoded
             wait = float(response.headers.get("Retry-After", delay))
             await asyncio.sleep(wait)
@@ -115,7 +116,9 @@ def _data(event: EventData) -> object:
     return orjson.loads(event.model_dump_json())
 
 
-async def _pace(origin: tuple[datetime, float], now: datetime, speed: float | None) -> None:
+async def _pace(
+    origin: tuple[datetime, float], now: datetime, speed: float | None
+) -> None:
     if not speed:
         return
     simulated_start, real_start = origin

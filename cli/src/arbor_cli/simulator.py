@@ -162,7 +162,9 @@ class Simulation:
         invoice_id = f"{customer.customer_id}-inv-{number:03d}"
         due = issue + timedelta(days=customer.terms_days)
         issued_at = _local_noon(issue, customer) - timedelta(hours=3)
-        self._push(issued_at, _invoice(customer, invoice_id, amount, issue, due, issued_at))
+        self._push(
+            issued_at, _invoice(customer, invoice_id, amount, issue, due, issued_at)
+        )
         self._schedule_outcome(customer, invoice_id, amount, issue, due)
 
     def _amount(self, customer: Customer) -> int:
@@ -171,8 +173,10 @@ class Simulation:
             base *= 10
         scaled = int(base * self._random.uniform(0.6, 1.5))
         # JPY has no minor unit and the table already holds yen; round others to cents.
-        return max(scaled - scaled % 100, 100) if customer.market.currency != "JPY" else (
-            max(scaled, 1)
+        return (
+            max(scaled - scaled % 100, 100)
+            if customer.market.currency != "JPY"
+            else (max(scaled, 1))
         )
 
     def _schedule_outcome(
@@ -203,7 +207,11 @@ class Simulation:
             case Archetype.CHRONICALLY_LATE:
                 return pick.randint(8, 50)
             case Archetype.SEASONAL:
-                return pick.randint(15, 40) if due.month in (7, 8, 12) else -pick.randint(0, 3)
+                return (
+                    pick.randint(15, 40)
+                    if due.month in (7, 8, 12)
+                    else -pick.randint(0, 3)
+                )
             case _:
                 return pick.randint(-2, 12)
 
@@ -221,19 +229,34 @@ class Simulation:
     def _schedule_dispute(
         self, customer: Customer, invoice_id: str, amount: int, issue: date, due: date
     ) -> int:
-        opened = _local_noon(issue + timedelta(days=self._random.randint(3, 20)), customer)
+        opened = _local_noon(
+            issue + timedelta(days=self._random.randint(3, 20)), customer
+        )
         resolved = opened + timedelta(days=self._random.randint(10, 35))
         dispute_id = f"{invoice_id}-dsp"
-        self._push(opened, DisputeOpened(
-            customer_id=customer.customer_id, dispute_id=dispute_id,
-            invoice_id=invoice_id, currency=customer.market.currency,
-            amount_minor=amount, reason="quantities on the invoice do not match the order",
-            origin="internal", opened_at=opened,
-        ))
-        self._push(resolved, DisputeResolved(
-            customer_id=customer.customer_id, dispute_id=dispute_id,
-            invoice_id=invoice_id, outcome="lost", resolved_at=resolved,
-        ))
+        self._push(
+            opened,
+            DisputeOpened(
+                customer_id=customer.customer_id,
+                dispute_id=dispute_id,
+                invoice_id=invoice_id,
+                currency=customer.market.currency,
+                amount_minor=amount,
+                reason="quantities on the invoice do not match the order",
+                origin="internal",
+                opened_at=opened,
+            ),
+        )
+        self._push(
+            resolved,
+            DisputeResolved(
+                customer_id=customer.customer_id,
+                dispute_id=dispute_id,
+                invoice_id=invoice_id,
+                outcome="lost",
+                resolved_at=resolved,
+            ),
+        )
         return max((resolved.date() - due).days + 3, 0)
 
     def _schedule_promise(
@@ -242,22 +265,36 @@ class Simulation:
         made = _local_noon(due + timedelta(days=min(late - 5, 9)), customer)
         kept = self._random.random() < 0.7
         promised = due + timedelta(days=late if kept else max(late - 7, 1))
-        self._push(made, PromiseToPayMade(
-            customer_id=customer.customer_id, promise_id=f"{invoice_id}-ptp",
-            invoice_id=invoice_id, currency=customer.market.currency,
-            amount_minor=amount, promised_date=promised, origin="internal", made_at=made,
-        ))
+        self._push(
+            made,
+            PromiseToPayMade(
+                customer_id=customer.customer_id,
+                promise_id=f"{invoice_id}-ptp",
+                invoice_id=invoice_id,
+                currency=customer.market.currency,
+                amount_minor=amount,
+                promised_date=promised,
+                origin="internal",
+                made_at=made,
+            ),
+        )
 
     def _schedule_default(
         self, customer: Customer, invoice_id: str, amount: int, due: date
     ) -> None:
         written_off = _local_noon(due + timedelta(days=120), customer)
         if written_off.date() < self._end:
-            self._push(written_off, InvoiceWrittenOff(
-                customer_id=customer.customer_id, invoice_id=invoice_id,
-                currency=customer.market.currency, amount_minor=amount,
-                reason="uncollectible after 120 days", written_off_at=written_off,
-            ))
+            self._push(
+                written_off,
+                InvoiceWrittenOff(
+                    customer_id=customer.customer_id,
+                    invoice_id=invoice_id,
+                    currency=customer.market.currency,
+                    amount_minor=amount,
+                    reason="uncollectible after 120 days",
+                    written_off_at=written_off,
+                ),
+            )
 
 
 def _created(customer: Customer) -> CustomerCreated:
@@ -280,18 +317,30 @@ def _created(customer: Customer) -> CustomerCreated:
 
 
 def _invoice(
-    customer: Customer, invoice_id: str, amount: int, issue: date, due: date, at: datetime
+    customer: Customer,
+    invoice_id: str,
+    amount: int,
+    issue: date,
+    due: date,
+    at: datetime,
 ) -> InvoiceIssued:
     line = InvoiceLine(
-        description="Subscription" if customer.billing_cycle == "annual" else "Services",
+        description="Subscription"
+        if customer.billing_cycle == "annual"
+        else "Services",
         quantity=1,
         unit_amount_minor=amount,
         amount_minor=amount,
     )
     return InvoiceIssued(
-        customer_id=customer.customer_id, invoice_id=invoice_id,
-        number=invoice_id.upper(), currency=customer.market.currency,
-        amount_minor=amount, issue_date=issue, due_date=due, issued_at=at,
+        customer_id=customer.customer_id,
+        invoice_id=invoice_id,
+        number=invoice_id.upper(),
+        currency=customer.market.currency,
+        amount_minor=amount,
+        issue_date=issue,
+        due_date=due,
+        issued_at=at,
         lines=(line,),
     )
 
@@ -300,18 +349,27 @@ def _payment(
     customer: Customer, invoice_id: str, amount: int, at: datetime, part: int
 ) -> PaymentReceived:
     return PaymentReceived(
-        customer_id=customer.customer_id, payment_id=f"{invoice_id}-pay-{part}",
-        currency=customer.market.currency, amount_minor=amount, received_at=at,
+        customer_id=customer.customer_id,
+        payment_id=f"{invoice_id}-pay-{part}",
+        currency=customer.market.currency,
+        amount_minor=amount,
+        received_at=at,
         method=customer.payment_method,  # type: ignore[arg-type]
         allocations=(Allocation(invoice_id=invoice_id, amount_minor=amount),),
     )
 
 
-def _failure(customer: Customer, invoice_id: str, amount: int, at: datetime) -> PaymentFailed:
+def _failure(
+    customer: Customer, invoice_id: str, amount: int, at: datetime
+) -> PaymentFailed:
     return PaymentFailed(
-        customer_id=customer.customer_id, payment_id=f"{invoice_id}-fail",
-        invoice_id=invoice_id, currency=customer.market.currency, amount_minor=amount,
-        reason="card_declined", failed_at=at,
+        customer_id=customer.customer_id,
+        payment_id=f"{invoice_id}-fail",
+        invoice_id=invoice_id,
+        currency=customer.market.currency,
+        amount_minor=amount,
+        reason="card_declined",
+        failed_at=at,
     )
 
 

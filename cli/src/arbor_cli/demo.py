@@ -17,7 +17,7 @@ from arbor_cli.publisher import IngestPublisher
 from arbor_cli.simulator import Simulation
 from arbor_shared.local_issuer import LocalIssuer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 KEYS = REPO / ".local" / "publisher-keys.json"
 INGEST = "http://127.0.0.1:8001"
 METRICS = "http://127.0.0.1:8004"
@@ -63,9 +63,22 @@ async def feed(dataset: str, issuer: LocalIssuer, *, speed: float) -> None:
 def _import_ibm() -> None:
     subprocess.run(
         [
-            sys.executable, "-m", "arbor_cli.main", "import", "ar-csv", str(IBM_CSV),
-            "--mapping", "ibm", "--currency", "USD", "--url", INGEST,
-            "--key-id", DEMO_KEY_ID, "--secret", _secret(),
+            sys.executable,
+            "-m",
+            "arbor_cli.main",
+            "import",
+            "ar-csv",
+            str(IBM_CSV),
+            "--mapping",
+            "ibm",
+            "--currency",
+            "USD",
+            "--url",
+            INGEST,
+            "--key-id",
+            DEMO_KEY_ID,
+            "--secret",
+            _secret(),
         ],
         check=False,
     )
