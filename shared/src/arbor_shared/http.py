@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -15,7 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arbor_shared.auth import TokenVerifier
+from arbor_shared.http_runtime import Runtime
 from arbor_shared.kafka.classify import is_transient
+from arbor_shared.operations import router as operations_router
 from arbor_shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ def create_service_app(
         jwks_url=settings.oidc_jwks_url,
     )
     app.include_router(_probes(runtime))
+    app.include_router(operations_router)
     for router in routers:
         app.include_router(router)
     app.add_exception_handler(Exception, _unavailable_or_raise)
@@ -63,15 +66,6 @@ def create_service_app(
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     SQLAlchemyInstrumentor().instrument(engine=runtime.engine.sync_engine)
     return app
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
-"""The service's runtime, for route functions."""
 
 
 def _probes(runtime: ServiceRuntime) -> APIRouter:
@@ -150,7 +144,7 @@ class BodySizeLimit:
     async def _refuse(self, send: Send) -> None:
         response = JSONResponse(
             {"detail": f"request body exceeds {self.max_bytes} bytes"},
-            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
         )
         await response({"type": "http"}, _no_receive, send)
 
@@ -161,3 +155,6 @@ class _BodyTooLargeError(Exception):
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+__all__ = ["Runtime", "create_service_app"]
