@@ -46,7 +46,7 @@ async def test_expired_token_is_refused(
 async def test_token_for_another_audience_is_refused(
     issuer: LocalIssuer, verifier: TokenVerifier
 ) -> None:
-    with pytest.raises(InvalidTokenError, match="(?i)audience"):
+    with pytest.raises(InvalidTokenError, match=r"(?i)audience"):
         await verifier.verify(issuer.mint("cus-1", audience="someone-else"))
 
 
