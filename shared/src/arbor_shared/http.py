@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response, status
+from fastapi import APIRouter, FastAPI, Response, status
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -61,10 +61,14 @@ def create_service_app(
     app.include_router(operations_router)
     for router in routers:
         app.include_router(router)
-    app.add_exception_handler(Exception, _unavailable_or_raise)
+    app.add_middleware(TransientFailuresAs503)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
-    SQLAlchemyInstrumentor().instrument(engine=runtime.engine.sync_engine)
+    # The instrumentation declares support up to SQLAlchemy 2.0 only; the engine
+    # events it hooks are unchanged in 2.1, so its version gate is skipped.
+    SQLAlchemyInstrumentor().instrument(
+        engine=runtime.engine.sync_engine, skip_dep_check=True
+    )
     return app
 
 
@@ -94,21 +98,38 @@ def _probes(runtime: ServiceRuntime) -> APIRouter:
     return router
 
 
-async def _unavailable_or_raise(request: Request, exc: Exception) -> Response:
-    # A database or broker outage must never look like success (RELIABILITY F8/F9):
-    # answer 503 so the caller retries; anything else is a bug and stays a 500.
-    if is_transient(exc):
-        logger.warning("%s %s unavailable: %r", request.method, request.url.path, exc)
-        return JSONResponse(
-            {"detail": "temporarily unavailable, retry later"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "1"},
-        )
-    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        {"detail": "internal error; it has been logged"},
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-    )
+class TransientFailuresAs503:
+    """Answers 503 when the database or broker is unavailable, never a 2xx or 500.
+
+    A database or broker outage must never look like success (RELIABILITY F8/F9):
+    the caller is told to retry. Anything else is a bug and reaches the server's
+    error handler, which logs it once and answers 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            logger.warning(
+                "%s %s unavailable, answered 503: %r",
+                scope["method"],
+                scope["path"],
+                exc,
+            )
+            response = JSONResponse(
+                {"detail": "temporarily unavailable, retry later"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, _no_receive, send)
 
 
 class BodySizeLimit:
