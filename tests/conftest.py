@@ -10,11 +10,12 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 from arbor_shared.settings import KafkaSettings
@@ -87,10 +88,26 @@ class Namespace:
 
 
 @pytest.fixture
-def namespace(
+async def namespace(
     kafka: KafkaHandle, postgres: PostgresHandle, issuer: LocalIssuer
-) -> Namespace:
-    return Namespace(f"t{uuid.uuid4().hex[:10]}", kafka, postgres, issuer)
+) -> AsyncIterator[Namespace]:
+    created = Namespace(f"t{uuid.uuid4().hex[:10]}", kafka, postgres, issuer)
+    yield created
+    await _delete_topics(kafka.bootstrap, f"{created.name}.")
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    # Every partition holds open, memory-mapped index files on the one broker; a
+    # suite that kept every test's topics would exhaust the broker's file handles
+    # and memory maps long before it finished.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
