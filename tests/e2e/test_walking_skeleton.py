@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import httpx
 
+from arbor_ingest.signing import sign
 from arbor_shared.local_issuer import LocalIssuer
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.otlp import SpanStore, otlp_receiver
 from tests.support import eventually
+
+KEY_ID = "billing-engine"
+SECRET = "test-only-secret-of-the-billing-engine-0001"
+PUBLISHERS = json.dumps(
+    [{"key_id": KEY_ID, "secret": SECRET, "scopes": ["events:write"]}]
+)
 
 INVOICE = {
     "type": "InvoiceIssued",
@@ -38,7 +48,9 @@ async def test_payment_through_ingest_moves_on_time_rate_in_one_trace(
     service_process: ServiceFactory, issuer: LocalIssuer
 ) -> None:
     with otlp_receiver() as (collector, spans):
-        ingest = service_process("ingest", otlp_endpoint=collector)
+        ingest = service_process(
+            "ingest", otlp_endpoint=collector, publishers=PUBLISHERS
+        )
         metrics = service_process("metrics", otlp_endpoint=collector)
         ingest.start()
         metrics.start()
@@ -54,7 +66,7 @@ async def test_payment_through_ingest_moves_on_time_rate_in_one_trace(
                 base_url=metrics.url, timeout=10, headers=operator
             ) as kpis,
         ):
-            assert (await to_ingest.post("/v1/events", json=INVOICE)).status_code == 202
+            assert (await _post(to_ingest, INVOICE)).status_code == 202
 
             async def on_time(expected_due: int, expected_paid: int) -> bool:
                 response = await kpis.get(
@@ -67,10 +79,17 @@ async def test_payment_through_ingest_moves_on_time_rate_in_one_trace(
                 )
 
             await eventually(lambda: on_time(1, 0))
-            assert (await to_ingest.post("/v1/events", json=PAYMENT)).status_code == 202
+            assert (await _post(to_ingest, PAYMENT)).status_code == 202
             await eventually(lambda: on_time(1, 1))
 
         await eventually(lambda: _trace_crossing_services(spans))
+
+
+async def _post(client: httpx.AsyncClient, event: dict[str, object]) -> httpx.Response:
+    body = json.dumps(event).encode()
+    headers = sign(body, KEY_ID, SECRET, datetime.now(UTC))
+    headers["Content-Type"] = "application/json"
+    return await client.post("/v1/events", content=body, headers=headers)
 
 
 async def _trace_crossing_services(spans: SpanStore) -> bool:

@@ -2,26 +2,92 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import importlib
+import importlib.util
+import time
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
 
 from arbor_ingest.adapters.tables import messaging
 from arbor_ingest.config import IngestSettings
-from arbor_ingest.entrypoints.http import router
+from arbor_ingest.domain.publishers import TokenBucket
+from arbor_ingest.entrypoints import http
+from arbor_ingest.entrypoints.auth import Gatekeeper
+from arbor_ingest.entrypoints.errors import install_error_handlers
+from arbor_ingest.entrypoints.schemas import BatchCreate, EventCreate
+from arbor_shared.clock import SystemClock
 from arbor_shared.http import create_service_app
 from arbor_shared.runtime import ServiceRuntime
 
 SERVICE = "ingest"
 MIGRATIONS = "arbor_ingest.adapters:migrations"
 
+# Entrypoints that exist only once their module does (webhooks, imports); each
+# module exposes ``router``.
+_OPTIONAL_ENTRYPOINTS = (
+    "arbor_ingest.entrypoints.webhooks",
+    "arbor_ingest.entrypoints.imports",
+)
+
+
+def routers() -> list[APIRouter]:
+    """Every router ingest serves: the canonical API and the optional sources."""
+    found: list[APIRouter] = [http.router]
+    for name in _OPTIONAL_ENTRYPOINTS:
+        if importlib.util.find_spec(name) is not None:
+            found.append(importlib.import_module(name).router)
+    return found
+
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     """Build the ingest application from settings (the environment by default)."""
     settings = settings or IngestSettings()
     runtime = ServiceRuntime.create(SERVICE, settings, messaging)
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Arbor ingest",
         description="The one door for billing data: canonical events, provider "
-        "webhooks and ledger exports, validated, stored durably and published.",
-        routers=[router],
+        "webhooks and ledger exports, validated, stored durably and published. "
+        "Write routes need a request signed by a known publisher: X-Arbor-Key-Id, "
+        "X-Arbor-Timestamp (Unix seconds, within the tolerance) and "
+        'X-Arbor-Signature "v1=" + hex HMAC-SHA256 of "{timestamp}.{raw body}".',
+        routers=routers(),
+        max_body_bytes=settings.max_body_bytes,
     )
+    app.state.settings = settings
+    app.state.max_batch_events = settings.max_batch_events
+    app.state.gatekeeper = Gatekeeper(
+        registry=settings.publisher_registry(),
+        limiter=TokenBucket(
+            rate=settings.rate_per_second,
+            burst=settings.rate_burst,
+            monotonic=time.monotonic,
+        ),
+        tolerance_seconds=settings.signature_tolerance_seconds,
+        wall_clock=SystemClock(),
+    )
+    install_error_handlers(app)
+    _document_bodies(app)
+    return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    # The routes read raw bodies (signatures cover the exact bytes), so FastAPI does
+    # not see their models; publish them in the OpenAPI document by hand.
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        template = "#/components/schemas/{model}"
+        for model in (EventCreate, BatchCreate):
+            document = model.model_json_schema(ref_template=template)
+            components.update(document.pop("$defs", {}))
+            components[model.__name__] = document
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -23,7 +23,9 @@ class IngestSettings(ServiceSettings):
     )
     rate_burst: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    max_batch_events: int = Field(default=5000, ge=1, le=50_000)
+    # Above 5,000 events one batch statement would pass PostgreSQL's limit of
+    # 32,767 bind parameters.
+    max_batch_events: int = Field(default=5000, ge=1, le=5000)
     stripe_webhook_secret: SecretStr | None = None
     stripe_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 

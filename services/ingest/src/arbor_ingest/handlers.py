@@ -80,6 +80,7 @@ async def accept_many(
     staged: list[tuple[Envelope, EventData]] = []
     for item in fresh:
         results[item.index] = _apply(item, keys, owners, ledgers, outbox, staged)
+    _share_rejections(batch, results)
 
     await _forget_rejected(session, results.values())
     await _record_keys(session, {k: v for k, v in keys.items() if k not in known})
@@ -109,25 +110,32 @@ async def _claim_event_ids(
     claimed = set(
         await session.scalars(
             insert(accepted_events)
-            .values([_claim_row(item) for _, item in sorted(first.items())])
             .on_conflict_do_nothing()
-            .returning(accepted_events.c.event_id)
+            .returning(accepted_events.c.event_id),
+            [_claim_row(item) for _, item in sorted(first.items())],
         )
     )
     if len(claimed) < len(first):
-        stored = dict(
-            (
-                await session.execute(
-                    sa.select(
-                        accepted_events.c.event_id, accepted_events.c.body_sha256
-                    ).where(accepted_events.c.event_id.in_(set(first) - claimed))
-                )
-            ).tuples()
+        stored = await session.execute(
+            sa.select(accepted_events.c.event_id, accepted_events.c.body_sha256).where(
+                accepted_events.c.event_id.in_(set(first) - claimed)
+            )
         )
-        for event_id, digest in stored.items():
+        for event_id, digest in stored:
             item = first[event_id]
             results[item.index] = _repeat(item, digest, "before")
     return [item for item in first.values() if item.event_id in claimed]
+
+
+def _share_rejections(batch: list[_Item], results: dict[int, Acceptance]) -> None:
+    # A repeat inside the batch was answered "duplicate" of its first occurrence;
+    # when that one was refused after all, nothing was stored and the repeat is
+    # refused for the same reason.
+    first: dict[str, Acceptance] = {}
+    for item in batch:
+        result = first.setdefault(item.event_id, results[item.index])
+        if result.status == "rejected" and results[item.index].status == "duplicate":
+            results[item.index] = result
 
 
 def _claim_row(item: _Item) -> dict[str, str]:

@@ -32,7 +32,7 @@ class RateLimitedError(IngestError):
     """The publisher has spent its request budget (429)."""
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limit reached; retry in {retry_after:.1f} s")
+        super().__init__(f"rate limit reached; retry in {retry_after:.2f} s")
         self.retry_after = retry_after
 
 

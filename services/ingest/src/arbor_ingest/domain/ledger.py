@@ -28,8 +28,8 @@ notes). Its rules, which finance can read here and nowhere else:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,11 +37,10 @@ from arbor_ingest.domain.accounts import (
     Funds,
     FundsKind,
     Invoice,
-    SettledBy,
     funds_key,
 )
 from arbor_ingest.domain.errors import EventRejectedError
-from arbor_ingest.domain.facts import FactBuilder
+from arbor_ingest.domain.movements import Accounts
 from arbor_shared.events import (
     CreditNoteIssued,
     CustomerCreated,
@@ -56,49 +55,22 @@ from arbor_shared.events import (
 )
 
 
-class CustomerLedger:
+class CustomerLedger(Accounts):
     """A customer's invoices and funds, and the rules that move money between them."""
-
-    def __init__(
-        self,
-        customer_id: str,
-        *,
-        time_zone: str = "UTC",
-        invoices: Iterable[Invoice] = (),
-        funds: Iterable[Funds] = (),
-    ) -> None:
-        self.customer_id = customer_id
-        self.time_zone = time_zone
-        self.invoices = {invoice.invoice_id: invoice for invoice in invoices}
-        self.funds = {item.key: item for item in funds}
-        self.changed_invoices: set[str] = set()
-        self.changed_funds: set[str] = set()
-        self.profile_changed = False
-        self._parked: dict[str, set[str]] = {}
-        for item in self.funds.values():
-            self._index_parked(item)
-        self._facts = FactBuilder(self)
 
     def apply(self, data: EventData, *, event_id: str) -> list[EventData]:
         """Apply one event; return the facts it caused or raise EventRejectedError."""
+        if isinstance(data, CustomerCreated | CustomerUpdated):
+            self._set_profile(data)
+            return []
         operation = _OPERATIONS.get(type(data))
         if operation is None:
             return []
         self._facts.begin()
         operation(self, data)
-        return self._facts.finish(event_id, data)
-
-    def totals(self, currency: str) -> tuple[int, int]:
-        """Open balance and unapplied cash in ``currency``, counted afresh."""
-        open_minor = sum(
-            i.balance_minor for i in self.invoices.values() if i.currency == currency
-        )
-        held = sum(f.held_minor for f in self.funds.values() if f.currency == currency)
-        return open_minor, held
-
-    def local_date(self, moment: datetime) -> date:
-        """The calendar date of ``moment`` in the customer's time zone."""
-        return moment.astimezone(ZoneInfo(self.time_zone)).date()
+        facts = self._facts.finish(event_id, data)
+        self._reindex()
+        return facts
 
     # Customers -------------------------------------------------------------------
 
@@ -131,13 +103,17 @@ class CustomerLedger:
         self.invoices[invoice.invoice_id] = invoice
         self._facts.touch(invoice, new=True)
         self.changed_invoices.add(invoice.invoice_id)
-        self._release_parked(invoice)
+        released = self._release_parked(invoice)
         if invoice.amount_minor == 0:
             self._settle(invoice, "credit", event.issued_at)
-        self._sweep(invoice.currency)
+        for currency in sorted({invoice.currency, *released}):
+            self._sweep(currency)
 
-    def _release_parked(self, invoice: Invoice) -> None:
+    def _release_parked(self, invoice: Invoice) -> set[str]:
+        """Apply what was reserved for the invoice; return the funds' currencies."""
         holders = [self.funds[k] for k in self._parked.pop(invoice.invoice_id, ())]
+        # A refund may have taken a reservation back since it was indexed.
+        holders = [f for f in holders if invoice.invoice_id in f.parked]
         for funds in sorted(holders, key=Funds.oldest_first):
             self._touch_funds(funds)
             amount = funds.parked.pop(invoice.invoice_id)
@@ -145,6 +121,7 @@ class CustomerLedger:
             # stays with the customer as unapplied cash in its own currency.
             if funds.currency == invoice.currency and invoice.is_open:
                 self._move(funds, invoice, min(amount, invoice.balance_minor))
+        return {funds.currency for funds in holders}
 
     def _adjust(self, event: InvoiceAdjusted) -> None:
         invoice = self._existing(event.invoice_id, event.currency)
@@ -174,7 +151,8 @@ class CustomerLedger:
         invoice.paid_minor = invoice.credited_minor = invoice.written_off_minor = 0
         invoice.voided = True
         if was_open:
-            invoice.settled_at, invoice.settled_by = event.voided_at, "void"
+            invoice.settled_at = event.voided_at.astimezone(UTC)
+            invoice.settled_by = "void"
         self._sweep(invoice.currency)
 
     def _write_off(self, event: InvoiceWrittenOff) -> None:
@@ -309,81 +287,8 @@ class CustomerLedger:
                 f"refundable of payment {funds.funds_id}",
             )
 
-    # Moving money ----------------------------------------------------------------
-
-    def _sweep(self, currency: str) -> None:
-        free = [
-            f for f in self.funds.values() if f.currency == currency and f.free_minor
-        ]
-        if not free:
-            return
-        owing = [i for i in self.invoices.values() if i.currency == currency]
-        invoices = sorted((i for i in owing if i.is_open), key=Invoice.oldest_due_first)
-        for funds in sorted(free, key=Funds.oldest_first):
-            while funds.free_minor and invoices:
-                invoice = invoices[0]
-                self._move(funds, invoice, min(funds.free_minor, invoice.balance_minor))
-                if not invoice.is_open:
-                    invoices.pop(0)
-
-    def _move(self, funds: Funds, invoice: Invoice, amount: int) -> None:
-        self._touch(invoice)
-        self._touch_funds(funds)
-        funds.applied[invoice.invoice_id] = (
-            funds.applied.get(invoice.invoice_id, 0) + amount
-        )
-        invoice.applications[funds.key] = (
-            invoice.applications.get(funds.key, 0) + amount
-        )
-        if funds.kind == "payment":
-            invoice.paid_minor += amount
-        else:
-            invoice.credited_minor += amount
-        self._settle_or_reopen(invoice, funds.kind, None)
-
-    def _unapply(self, funds: Funds, invoice: Invoice, amount: int) -> None:
-        self._touch(invoice)
-        funds.applied[invoice.invoice_id] -= amount
-        invoice.applications[funds.key] -= amount
-        if not funds.applied[invoice.invoice_id]:
-            del funds.applied[invoice.invoice_id]
-            del invoice.applications[funds.key]
-        invoice.paid_minor -= amount
-        self._settle_or_reopen(invoice, "payment", None)
-
-    def _settle_or_reopen(
-        self, invoice: Invoice, cause: SettledBy, at: datetime | None
-    ) -> None:
-        if invoice.balance_minor > 0:
-            invoice.settled_at = invoice.settled_by = None
-        elif invoice.settled_at is None:
-            self._settle(invoice, cause, at)
-
-    def _settle(self, invoice: Invoice, cause: SettledBy, at: datetime | None) -> None:
-        moments = [invoice.issued_at] if at is None else [invoice.issued_at, at]
-        moments += [self.funds[key].received_at for key in invoice.applications]
-        if invoice.written_off_minor and invoice.written_off_at is not None:
-            moments.append(invoice.written_off_at)
-        invoice.settled_at, invoice.settled_by = max(moments), cause
-
-    # Bookkeeping -----------------------------------------------------------------
-
-    def _touch(self, invoice: Invoice) -> None:
-        self._facts.touch(invoice)
-        self.changed_invoices.add(invoice.invoice_id)
-
-    def _touch_funds(self, funds: Funds) -> None:
-        self._facts.touch_funds(funds)
-        self.changed_funds.add(funds.key)
-
-    def _index_parked(self, funds: Funds) -> None:
-        for invoice_id in funds.parked:
-            self._parked.setdefault(invoice_id, set()).add(funds.key)
-
 
 _OPERATIONS: dict[type[EventData], Callable[[CustomerLedger, Any], None]] = {
-    CustomerCreated: CustomerLedger._set_profile,
-    CustomerUpdated: CustomerLedger._set_profile,
     InvoiceIssued: CustomerLedger._issue,
     InvoiceAdjusted: CustomerLedger._adjust,
     InvoiceVoided: CustomerLedger._void,

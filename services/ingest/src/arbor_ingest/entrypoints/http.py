@@ -1,61 +1,169 @@
-"""Ingest's HTTP routes: thin, parse, call one handler, map domain errors."""
+"""Ingest's canonical event routes: thin, parse, call one handler, answer.
+
+Bodies are read raw: the publisher's signature covers the exact bytes, and a batch's
+items are validated one by one so that a bad item never blocks the good ones.
+"""
 
 from __future__ import annotations
 
-import orjson
-from fastapi import APIRouter, HTTPException, Request, status
-from pydantic import ValidationError
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_ingest import handlers
-from arbor_ingest.domain.errors import DuplicateEventError
-from arbor_ingest.entrypoints.schemas import EventCreate, EventRead
-from arbor_shared.events import EventData, model_for
+from arbor_ingest.domain.errors import EventRejectedError
+from arbor_ingest.entrypoints.auth import EventsWriter
+from arbor_ingest.entrypoints.idempotent import respond
+from arbor_ingest.entrypoints.parsing import (
+    InvalidSubmissionError,
+    Problem,
+    load_json,
+    parse_event,
+)
+from arbor_ingest.entrypoints.schemas import BatchRead, ErrorRead, EventRead
+from arbor_shared.events import EventData
 from arbor_shared.http import Runtime
 
 router = APIRouter(prefix="/v1", tags=["events"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry safely: the same key and body replay the first answer; "
+        "the same key with another body is a 422",
+    ),
+]
+
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorRead, "description": "Not signed by a known publisher"},
+    403: {"model": ErrorRead, "description": "The publisher lacks the scope"},
+    413: {"model": ErrorRead, "description": "The body exceeds the size limit"},
+    422: {"model": ErrorRead, "description": "Invalid; every bad field is named"},
+    429: {"model": ErrorRead, "description": "Rate limit; see Retry-After"},
+    503: {"model": ErrorRead, "description": "Database unavailable; nothing stored"},
+}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ref}},
+        }
+    }
 
 
 @router.post(
     "/events",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={422: {"description": "The event breaks the contract; fields named"}},
+    response_model=EventRead,
+    responses=REFUSALS,
+    openapi_extra=_body("EventCreate"),
 )
 async def post_event(
-    submission: EventCreate, request: Request, runtime: Runtime
-) -> EventRead:
-    """Accept one canonical event: durable once this answers 2xx."""
-    data = parse_data(submission)
+    request: Request,
+    runtime: Runtime,
+    publisher: EventsWriter,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Accept one canonical event; a 2xx means it is committed and will be published."""
     body = await request.body()
-    try:
-        async with runtime.sessions() as session, session.begin():
-            result = await handlers.accept_event(
-                session, runtime.outbox, data, event_id=submission.id, body=body
-            )
-    except DuplicateEventError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return EventRead(id=result.event_id, status=result.status)
+    event_id, data = parse_event(load_json(body))
+
+    async def accept(session: AsyncSession) -> tuple[int, dict[str, Any]]:
+        (result,) = await handlers.accept_many(
+            session, runtime.outbox, [(event_id, data)], publisher=publisher.key_id
+        )
+        if result.status == "rejected":
+            raise EventRejectedError(result.field or "", result.reason or "rejected")
+        return status.HTTP_202_ACCEPTED, {"id": event_id, "status": result.status}
+
+    return await respond(runtime, publisher, idempotency_key, body, accept)
 
 
-def parse_data(submission: EventCreate) -> EventData:
-    """Validate ``data`` against the model of ``type``, as JSON, strictly."""
-    try:
-        model = model_for(submission.type)
-    except LookupError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body", "type"], "msg": str(exc), "type": "unknown_event"}],
-        ) from exc
-    try:
-        return model.model_validate_json(orjson.dumps(submission.data))
-    except ValidationError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "loc": ["body", "data", *error["loc"]],
-                    "msg": error["msg"],
-                    "type": error["type"],
-                }
-                for error in exc.errors(include_url=False, include_input=False)
-            ],
-        ) from exc
+@router.post(
+    "/events:batch",
+    status_code=status.HTTP_200_OK,
+    response_model=BatchRead,
+    responses=REFUSALS,
+    openapi_extra=_body("BatchCreate"),
+)
+async def post_events_batch(
+    request: Request,
+    runtime: Runtime,
+    publisher: EventsWriter,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Accept many canonical events in one transaction, with one result per event."""
+    body = await request.body()
+    raw_events = _events(load_json(body), request.app.state.max_batch_events)
+    parsed: dict[int, tuple[str, EventData]] = {}
+    results: dict[int, dict[str, Any]] = {}
+    for n, raw in enumerate(raw_events):
+        try:
+            parsed[n] = parse_event(raw, f"events[{n}].")
+        except InvalidSubmissionError as exc:
+            event_id = exc.event_id or _raw_id(raw)
+            results[n] = _result(n, event_id, "rejected", exc.problems)
+
+    async def accept(session: AsyncSession) -> tuple[int, dict[str, Any]]:
+        outcomes = await handlers.accept_many(
+            session, runtime.outbox, list(parsed.values()), publisher=publisher.key_id
+        )
+        for n, outcome in zip(parsed, outcomes, strict=True):
+            problems = _problems(n, outcome)
+            results[n] = _result(n, outcome.event_id, outcome.status, problems)
+        return status.HTTP_200_OK, _summary(results)
+
+    return await respond(runtime, publisher, idempotency_key, body, accept)
+
+
+def _events(payload: Any, limit: int) -> list[Any]:
+    if not isinstance(payload, dict) or set(payload) != {"events"}:
+        problem = Problem("body", 'must be an object with exactly one key, "events"')
+        raise InvalidSubmissionError([problem])
+    events = payload["events"]
+    if not isinstance(events, list) or not 1 <= len(events) <= limit:
+        problem = Problem("events", f"must be a list of 1 to {limit} events")
+        raise InvalidSubmissionError([problem])
+    return events
+
+
+def _raw_id(raw: Any) -> str | None:
+    event_id = raw.get("id") if isinstance(raw, dict) else None
+    return event_id if isinstance(event_id, str) else None
+
+
+def _problems(n: int, outcome: handlers.Acceptance) -> list[Problem]:
+    if outcome.status != "rejected":
+        return []
+    field = outcome.field or "data"
+    path = f"events[{n}].{field if field == 'id' else 'data.' + field}"
+    return [Problem(path, outcome.reason or "rejected", "rejected")]
+
+
+def _result(
+    n: int, event_id: str | None, outcome: str, problems: list[Problem]
+) -> dict[str, Any]:
+    return {
+        "index": n,
+        "id": event_id,
+        "status": outcome,
+        "errors": [p.as_json() for p in problems],
+    }
+
+
+def _summary(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    ordered = [results[n] for n in sorted(results)]
+    return {
+        "accepted": sum(r["status"] == "accepted" for r in ordered),
+        "duplicate": sum(r["status"] == "duplicate" for r in ordered),
+        "rejected": sum(r["status"] == "rejected" for r in ordered),
+        "results": ordered,
+    }

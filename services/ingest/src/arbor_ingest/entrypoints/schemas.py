@@ -90,7 +90,9 @@ class EventRead(BaseModel):
     """What became of a submitted event."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"id": INVOICE_EXAMPLE["id"], "status": "accepted"}]}
+        json_schema_extra={
+            "examples": [{"id": INVOICE_EXAMPLE["id"], "status": "accepted"}]
+        }
     )
 
     id: str
@@ -98,7 +100,9 @@ class EventRead(BaseModel):
 
 
 class ProblemRead(BaseModel):
-    field: str = Field(description="Dotted path of the bad field, e.g. data.amount_minor")
+    field: str = Field(
+        description="Dotted path of the bad field, e.g. data.amount_minor"
+    )
     reason: str
 
 
@@ -107,7 +111,9 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"events": [INVOICE_EXAMPLE, PAYMENT_EXAMPLE]}]},
+        json_schema_extra={
+            "examples": [{"events": [INVOICE_EXAMPLE, PAYMENT_EXAMPLE]}]
+        },
     )
 
     events: list[EventCreate] = Field(min_length=1, max_length=5000)

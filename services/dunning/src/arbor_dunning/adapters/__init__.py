@@ -1,0 +1,1 @@
+"""Dunning's adapters: tables, migrations, policy documents, mail and webhooks."""

@@ -1,0 +1,1 @@
+"""Dunning rules in plain Python: policies, calendars, planning, contact rules."""

@@ -1,0 +1,78 @@
+"""Answering once per ``Idempotency-Key``: replay the first answer on a retry.
+
+The stored answer commits in the same transaction as the events it reports, so a
+client whose connection broke after the commit (RELIABILITY F1) gets the same answer
+on retry and the events stay stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arbor_ingest.adapters import idempotency
+from arbor_ingest.adapters.idempotency import StoredAnswer
+from arbor_ingest.domain.errors import IdempotencyKeyReusedError
+from arbor_ingest.domain.publishers import Publisher
+from arbor_shared.failpoints import failpoint
+from arbor_shared.runtime import ServiceRuntime
+
+Work = Callable[[AsyncSession], Awaitable[tuple[int, dict[str, Any]]]]
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class _RacedError(Exception):
+    """A concurrent request with the same key committed first."""
+
+
+async def respond(
+    runtime: ServiceRuntime,
+    publisher: Publisher,
+    key: str | None,
+    body: bytes,
+    work: Work,
+) -> JSONResponse:
+    """Run ``work`` in one transaction and answer only after it committed."""
+    digest = hashlib.sha256(body).hexdigest()
+    if key is not None and (replay := await _replay(runtime, publisher, key, digest)):
+        return replay
+    try:
+        async with runtime.sessions() as session, session.begin():
+            status_code, payload = await work(session)
+            # Only successes are kept: a refused request stored nothing, so the
+            # publisher may correct it and send it again under the same key.
+            answer = StoredAnswer(digest, status_code, payload)
+            if key is not None and not await idempotency.add(
+                session, publisher=publisher.key_id, key=key, answer=answer
+            ):
+                raise _RacedError
+    except _RacedError:
+        replay = await _replay(runtime, publisher, key or "", digest)
+        assert replay is not None
+        return replay
+    # RELIABILITY F1: dying here, committed but unanswered, must be harmless.
+    failpoint("ingest_after_commit")
+    return JSONResponse(payload, status_code=status_code)
+
+
+async def _replay(
+    runtime: ServiceRuntime, publisher: Publisher, key: str, digest: str
+) -> JSONResponse | None:
+    async with runtime.sessions() as session:
+        stored = await idempotency.get(session, publisher=publisher.key_id, key=key)
+    if stored is None:
+        return None
+    if stored.request_sha256 != digest:
+        raise IdempotencyKeyReusedError(
+            f"Idempotency-Key {key!r} was used before with a different request body"
+        )
+    return JSONResponse(
+        stored.response,
+        status_code=stored.status_code,
+        headers={REPLAYED_HEADER: "true"},
+    )
