@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,16 +95,16 @@ class Outbox:
         if not events:
             return
         rows = [
-            {
-                "event_id": envelope.id,
-                "topic": self._topics(data.topic),
-                "key": data.customer_id,
-                "value": data.model_dump_json().encode(),
-                "headers": _headers_to_json(envelope.to_headers()),
-            }
+            (
+                envelope.id,
+                self._topics(data.topic),
+                data.customer_id,
+                data.model_dump_json().encode(),
+                orjson.dumps(_headers_to_json(envelope.to_headers())).decode(),
+            )
             for envelope, data in events
         ]
-        await session.execute(sa.insert(self._table), rows)
+        await _copy_rows(session, self._table, rows)
         self.wakeup.set()
 
     async def dead_letter(self, session: AsyncSession, letter: DeadLetter) -> None:
@@ -128,6 +129,21 @@ class Outbox:
             },
         )
         self.wakeup.set()
+
+
+_COPY_COLUMNS = ("event_id", "topic", "key", "value", "headers")
+
+
+async def _copy_rows(
+    session: AsyncSession, table: sa.Table, rows: list[tuple[str, str, str, bytes, str]]
+) -> None:
+    # COPY is several times faster than a multi-row INSERT for the thousands of rows
+    # a batch or an import stages, and it runs inside the session's transaction.
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table.name, records=rows, columns=_COPY_COLUMNS)
 
 
 def _headers_to_json(headers: Sequence[tuple[str, bytes]]) -> list[list[str]]:
