@@ -48,7 +48,13 @@ def create_service_app(
         await runtime.stop()
 
     app = FastAPI(
-        title=title, description=description, lifespan=lifespan, version="0.1.0"
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        version="0.1.0",
+        # FastAPI's own telemetry would add a second server span per request on top
+        # of the OpenTelemetry instrumentation below, at a quarter of request CPU.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     settings = runtime.settings

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from arbor_shared.runtime import ServiceRuntime
 
 
-def _runtime(request: Request) -> ServiceRuntime:
+async def _runtime(request: Request) -> ServiceRuntime:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool,
+    # a hand-off that costs more than the lookup on every request.
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 

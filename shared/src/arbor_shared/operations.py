@@ -12,7 +12,16 @@ from arbor_shared.http_runtime import Runtime
 from arbor_shared.kafka.dead_letters import read_dead_letters, redrive
 from arbor_shared.topics import ALL, dead_letter_topic
 
-router = APIRouter(prefix="/v1/ops/dead-letters", tags=["operations"])
+router = APIRouter(
+    prefix="/v1/ops/dead-letters",
+    tags=["operations"],
+    responses={
+        400: {"description": "The body is not valid JSON"},
+        401: {"description": "Missing or invalid bearer token"},
+        403: {"description": "The operator role is required"},
+        413: {"description": "The body exceeds the service's size limit"},
+    },
+)
 
 SourceTopic = Annotated[
     str, Query(description="a source topic, e.g. billing.ledger.v1", examples=[ALL[3]])
@@ -42,10 +51,12 @@ class RedriveRead(BaseModel):
     redriven: int
 
 
-def _dlq(runtime: Runtime, topic: str) -> str:
+def _dlq(runtime: Runtime, topic: str, where: str = "query") -> str:
     if topic not in ALL:
+        # Shaped like FastAPI's own 422 body, which is what the OpenAPI declares.
+        problem = {"loc": [where, "topic"], "msg": f"unknown topic {topic!r}"}
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown topic {topic!r}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, [problem | {"type": "value_error"}]
         )
     return runtime.topics(dead_letter_topic(topic))
 
@@ -78,7 +89,7 @@ async def redrive_dead_letters(
 ) -> RedriveRead:
     """Send chosen letters back to this service's consumer, after a fix."""
     letters = await read_dead_letters(
-        runtime.settings.kafka, _dlq(runtime, request.topic)
+        runtime.settings.kafka, _dlq(runtime, request.topic, "body")
     )
     wanted = set(request.offsets)
     chosen = [

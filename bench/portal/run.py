@@ -1,0 +1,259 @@
+"""Load benchmark of the portal's invoice list against the service on loopback.
+
+    uv run python bench/portal/run.py --customers 100000 --rate 500 --seconds 30
+
+Seeds the portal's read model straight through SQL (``--customers`` customers with
+``--invoices`` monthly invoices each, and an identity link per customer), starts
+``python -m arbor_portal serve`` as a separate process with one worker, mints tokens
+for a sample of customers and drives ``GET /v1/invoices`` with ``wrk`` (apt package;
+``invoices.lua`` picks a random customer per request). The first run is paced: each
+connection pauses after every answer so the connections together approach ``--rate``.
+wrk measures from send to answer, so a server that stalls also slows the senders; the
+achieved rate in the RESULT line shows when that happened. An unpaced run then finds
+the throughput ceiling.
+
+Needs a broker and a PostgreSQL server (``ARBOR_TEST_KAFKA_BOOTSTRAP`` and
+``ARBOR_TEST_DATABASE_URL``, as for the tests). The schema ``bench_portal`` is kept
+between runs so the seed is paid once; ``--drop`` removes it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from arbor_portal.bootstrap import MIGRATIONS
+from arbor_shared.db.migrations import upgrade_async
+from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
+
+SCHEMA = "bench_portal"
+PREFIX = "benchportal"
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def seed(url: str, customers: int, invoices: int) -> None:
+    """Fill the read model with SQL; skipped when it already has these customers."""
+    await upgrade_async(MIGRATIONS, url, SCHEMA)
+    connection = await asyncpg.connect(
+        _dsn(url), server_settings={"search_path": SCHEMA}
+    )
+    try:
+        have = await connection.fetchval("SELECT count(*) FROM identities")
+        if have == customers:
+            print(f"read model already seeded with {have} customers")
+            return
+        started = time.perf_counter()
+        for table in ("identities", "customers", "invoices"):
+            await connection.execute(f"TRUNCATE {table}")
+        await connection.execute(_SEED_SQL, customers, invoices)
+        await connection.execute("ANALYZE")
+        rows = await connection.fetchval("SELECT count(*) FROM invoices")
+        print(
+            f"seeded {customers} customers, {rows} invoices "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+    finally:
+        await connection.close()
+
+
+_SEED_SQL = """
+WITH c AS (SELECT i FROM generate_series(1, $1::int) AS i),
+ids AS (
+    INSERT INTO identities (subject, customer_id, linked_at, linked_by)
+    SELECT 'bench|' || i, 'cus-' || i, now(), 'bench' FROM c
+),
+profiles AS (
+    INSERT INTO customers (customer_id, name, time_zone, currency, language,
+                           preferred_channel, profile_at)
+    SELECT 'cus-' || i, 'Customer ' || i, 'Europe/Paris', 'EUR', 'en', 'email', now()
+    FROM c
+)
+INSERT INTO invoices (invoice_id, customer_id, number, currency, amount_minor,
+                      issue_date, due_date, issued_at, lines, status, balance_minor,
+                      paid_minor, settled_date, ledger_at)
+SELECT 'inv-' || i || '-' || j, 'cus-' || i, i || '/' || j, 'EUR', 10000 + j,
+       date '2025-01-01' + 30 * j, date '2025-01-31' + 30 * j, now(),
+       '[{"description": "Plan", "quantity": 1, "unit_amount_minor": 10000,
+          "amount_minor": 10000}]'::jsonb,
+       CASE WHEN j < $2 - 1 THEN 'settled' ELSE 'open' END,
+       CASE WHEN j < $2 - 1 THEN 0 ELSE 10000 + j END,
+       CASE WHEN j < $2 - 1 THEN 10000 + j ELSE 0 END,
+       CASE WHEN j < $2 - 1 THEN date '2025-01-25' + 30 * j END,
+       now()
+FROM c, generate_series(0, $2::int - 1) AS j
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_service(
+    url: str, bootstrap: str, issuer: LocalIssuer, port: int
+) -> subprocess.Popen[bytes]:
+    prefix = "ARBOR_PORTAL_"
+    env = os.environ | {
+        f"{prefix}DATABASE_URL": url,
+        f"{prefix}DATABASE_SCHEMA": SCHEMA,
+        f"{prefix}DATABASE_POOL_SIZE": "10",
+        f"{prefix}KAFKA__BOOTSTRAP": bootstrap,
+        f"{prefix}KAFKA__TOPIC_PREFIX": PREFIX,
+        f"{prefix}KAFKA__TOPIC_PARTITIONS": "1",
+        f"{prefix}OIDC_ISSUER": ISSUER,
+        f"{prefix}OIDC_AUDIENCE": AUDIENCE,
+        f"{prefix}OIDC_JWKS_URL": issuer.jwks_url,
+        f"{prefix}HTTP_PORT": str(port),
+        f"{prefix}LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "arbor_portal", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+async def wait_ready(
+    client: httpx.AsyncClient, process: subprocess.Popen[bytes]
+) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the portal exited during start")
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the portal did not start within 60 s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    port: int,
+    tokens_file: Path,
+    *,
+    connections: int,
+    pause_ms: int,
+    seconds: int,
+    pid: int,
+) -> str:
+    """One wrk run; its RESULT line (see invoices.lua) and the server's CPU use."""
+    before = cpu_seconds(pid)
+    env = os.environ | {"TOKENS_FILE": str(tokens_file), "PAUSE_MS": str(pause_ms)}
+    completed = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(2, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(Path(__file__).with_name("invoices.lua")),
+            f"http://127.0.0.1:{port}/v1/invoices",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    result = next(
+        line for line in completed.stdout.splitlines() if line.startswith("RESULT")
+    )
+    requests = int(result.split()[1].partition("=")[2])
+    used = cpu_seconds(pid) - before
+    # CPU per request does not depend on what else the machine runs, so it is the
+    # figure to project one worker's capacity from on a shared, busy host.
+    return f"{result} server_cpu_ms_per_request={1000 * used / max(requests, 1):.2f}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--invoices", type=int, default=12)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--sample", type=int, default=2_000, help="customers with tokens"
+    )
+    parser.add_argument("--connections", type=int, default=50, help="paced run")
+    parser.add_argument("--workers", type=int, default=16, help="unpaced run")
+    parser.add_argument("--drop", action="store_true")
+    arguments = parser.parse_args()
+    url = os.environ["ARBOR_TEST_DATABASE_URL"]
+    bootstrap = os.environ["ARBOR_TEST_KAFKA_BOOTSTRAP"]
+
+    await seed(url, arguments.customers, arguments.invoices)
+    issuer = LocalIssuer(Path(tempfile.mkdtemp(prefix="portal-bench-")))
+    chosen = random.sample(range(1, arguments.customers + 1), arguments.sample)
+    tokens = [issuer.mint(f"bench|{i}") for i in chosen]
+    tokens_file = issuer.folder / "tokens.txt"
+    tokens_file.write_text("\n".join(tokens) + "\n")
+    port = _free_port()
+    process = start_service(url, bootstrap, issuer, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            await wait_ready(client, process)
+        pid = process.pid
+        run_wrk(port, tokens_file, connections=10, pause_ms=0, seconds=5, pid=pid)
+        # Paced: each connection waits ``pause`` after every answer, so the rate is
+        # about connections / (pause + latency); the RESULT line gives the real one.
+        pause = max(0, int(arguments.connections * 1000 / arguments.rate) - 5)
+        target = f"target {arguments.rate:.0f}/s"
+        print(f"== paced, {arguments.connections} connections, {target}")
+        print(
+            run_wrk(
+                port,
+                tokens_file,
+                connections=arguments.connections,
+                pause_ms=pause,
+                seconds=arguments.seconds,
+                pid=pid,
+            )
+        )
+        print(f"== unpaced, {arguments.workers} connections: the throughput ceiling")
+        print(
+            run_wrk(
+                port,
+                tokens_file,
+                connections=arguments.workers,
+                pause_ms=0,
+                seconds=15,
+                pid=pid,
+            )
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=40)
+        if arguments.drop:
+            connection = await asyncpg.connect(_dsn(url))
+            await connection.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
+            await connection.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

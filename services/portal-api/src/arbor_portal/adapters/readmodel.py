@@ -1,0 +1,222 @@
+"""Queries over the read model; every one takes the caller's customer id first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arbor_portal.adapters.tables import (
+    balances,
+    customers,
+    disputes,
+    dunning_actions,
+    identities,
+    invoices,
+    payment_plans,
+    promises,
+    transactions,
+)
+
+Row = sa.RowMapping
+
+
+@dataclass(frozen=True)
+class InvoiceFilter:
+    status: str | None = None
+    issued_from: date | None = None
+    issued_to: date | None = None
+    overdue_before: date | None = None
+
+
+async def account_for_subject(
+    session: AsyncSession, subject: str
+) -> tuple[str, str | None] | None:
+    """The customer a token subject is linked to and its time zone, in one trip."""
+    query = (
+        sa.select(identities.c.customer_id, customers.c.time_zone)
+        .select_from(identities)
+        .outerjoin(customers, customers.c.customer_id == identities.c.customer_id)
+        .where(identities.c.subject == subject)
+    )
+    row = (await session.execute(query)).first()
+    return (row.customer_id, row.time_zone) if row is not None else None
+
+
+async def customer_for_subject(session: AsyncSession, subject: str) -> str | None:
+    """The customer a token subject is linked to, if any."""
+    query = sa.select(identities.c.customer_id).where(identities.c.subject == subject)
+    return await session.scalar(query)
+
+
+async def get_customer(session: AsyncSession, customer_id: str) -> Row | None:
+    query = sa.select(customers).where(customers.c.customer_id == customer_id)
+    return (await session.execute(query)).mappings().first()
+
+
+async def time_zone_of(session: AsyncSession, customer_id: str) -> str | None:
+    query = sa.select(customers.c.time_zone).where(
+        customers.c.customer_id == customer_id
+    )
+    return await session.scalar(query)
+
+
+async def get_invoice(
+    session: AsyncSession, customer_id: str, invoice_id: str, *, lock: bool = False
+) -> Row | None:
+    """One invoice of the customer; ``lock`` serialises actions on it."""
+    query = sa.select(invoices).where(
+        invoices.c.customer_id == customer_id, invoices.c.invoice_id == invoice_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).mappings().first()
+
+
+async def list_invoices(
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    where: InvoiceFilter,
+    after: tuple[date, str] | None,
+    limit: int,
+) -> Sequence[Row]:
+    """Newest first by issue date, then id; keyset pagination after ``after``."""
+    query = sa.select(invoices).where(invoices.c.customer_id == customer_id)
+    for condition in _invoice_conditions(where):
+        query = query.where(condition)
+    if after is not None:
+        key = sa.tuple_(invoices.c.issue_date, invoices.c.invoice_id)
+        query = query.where(key < sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+    query = query.order_by(
+        invoices.c.issue_date.desc(), invoices.c.invoice_id.desc()
+    ).limit(limit)
+    return (await session.execute(query)).mappings().all()
+
+
+def _invoice_conditions(where: InvoiceFilter) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if where.status is not None:
+        conditions.append(invoices.c.status == where.status)
+    if where.overdue_before is not None:
+        conditions += [
+            invoices.c.status == "open",
+            invoices.c.due_date < where.overdue_before,
+            sa.func.coalesce(invoices.c.balance_minor, invoices.c.amount_minor) > 0,
+        ]
+    if where.issued_from is not None:
+        conditions.append(invoices.c.issue_date >= where.issued_from)
+    if where.issued_to is not None:
+        conditions.append(invoices.c.issue_date <= where.issued_to)
+    return conditions
+
+
+async def invoice_activity(
+    session: AsyncSession, customer_id: str, invoice_id: str
+) -> dict[str, Sequence[Row]]:
+    """Dunning actions, cases and allocated money of one invoice."""
+    mine = {"customer_id": customer_id, "invoice_id": invoice_id}
+    result: dict[str, Sequence[Row]] = {}
+    for name, table, order in (
+        (
+            "dunning",
+            dunning_actions,
+            sa.func.coalesce(
+                dunning_actions.c.planned_for, dunning_actions.c.occurred_at
+            ),
+        ),
+        ("disputes", disputes, disputes.c.opened_at),
+        ("promises", promises, promises.c.made_at),
+        ("plans", payment_plans, payment_plans.c.requested_at),
+    ):
+        query = sa.select(table).filter_by(**mine).order_by(order, *table.primary_key)
+        result[name] = (await session.execute(query)).mappings().all()
+    allocated = sa.select(transactions).where(
+        transactions.c.customer_id == customer_id,
+        transactions.c.allocations.contains([{"invoice_id": invoice_id}]),
+    )
+    result["payments"] = (
+        (await session.execute(allocated.order_by(transactions.c.occurred_at)))
+        .mappings()
+        .all()
+    )
+    return result
+
+
+async def list_transactions(
+    session: AsyncSession,
+    customer_id: str,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Sequence[Row]:
+    """Payments, refunds and credit notes, newest first."""
+    query = sa.select(transactions).where(transactions.c.customer_id == customer_id)
+    if after is not None:
+        key = sa.tuple_(transactions.c.occurred_at, transactions.c.entry_id)
+        query = query.where(key < sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+    query = query.order_by(
+        transactions.c.occurred_at.desc(), transactions.c.entry_id.desc()
+    ).limit(limit)
+    return (await session.execute(query)).mappings().all()
+
+
+async def get_payment(
+    session: AsyncSession, customer_id: str, payment_id: str
+) -> tuple[Row, Sequence[Row]] | None:
+    """One payment with the refunds made from it."""
+    query = sa.select(transactions).where(
+        transactions.c.customer_id == customer_id,
+        transactions.c.entry_id == f"payment:{payment_id}",
+    )
+    payment = (await session.execute(query)).mappings().first()
+    if payment is None:
+        return None
+    refunds = sa.select(transactions).where(
+        transactions.c.customer_id == customer_id,
+        transactions.c.kind == "refund",
+        transactions.c.payment_id == payment_id,
+    )
+    return payment, (await session.execute(refunds)).mappings().all()
+
+
+async def account_rows(session: AsyncSession, customer_id: str) -> dict[str, Any]:
+    """Balances per currency and every invoice the summary is computed from."""
+    balance_rows = (
+        (
+            await session.execute(
+                sa.select(balances)
+                .where(balances.c.customer_id == customer_id)
+                .order_by(balances.c.currency)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    invoice_rows = (
+        await session.execute(
+            sa.select(
+                invoices.c.currency,
+                invoices.c.status,
+                invoices.c.balance_minor,
+                invoices.c.amount_minor,
+                invoices.c.credited_minor,
+                invoices.c.due_date,
+                invoices.c.settled_date,
+            ).where(invoices.c.customer_id == customer_id)
+        )
+    ).all()
+    return {"balances": balance_rows, "invoices": invoice_rows}
+
+
+async def get_case(
+    session: AsyncSession, table: sa.Table, customer_id: str, case_id: str
+) -> Row | None:
+    """A dispute, promise or payment-plan request of the customer."""
+    key = next(iter(table.primary_key.columns))
+    query = sa.select(table).where(table.c.customer_id == customer_id, key == case_id)
+    return (await session.execute(query)).mappings().first()
