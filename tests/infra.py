@@ -52,6 +52,25 @@ class KafkaHandle:
             _run(KAFKA_SCRIPT, "stop", _kafka_env(self.state_dir), STOP_TIMEOUT_SECONDS)
             self._stopped = True
 
+    def kill(self) -> None:
+        """``kill -9`` the broker (a crash), keeping its data for :meth:`restart`."""
+        env = _kafka_env(self.state_dir) | {"ARBOR_KAFKA_KEEP": "1"}
+        _run(KAFKA_SCRIPT, "kill", env, STOP_TIMEOUT_SECONDS)
+
+    def stop_keeping_data(self) -> None:
+        """Shut the broker down cleanly, keeping its data for :meth:`restart`."""
+        env = _kafka_env(self.state_dir) | {"ARBOR_KAFKA_KEEP": "1"}
+        _run(KAFKA_SCRIPT, "stop", env, STOP_TIMEOUT_SECONDS)
+
+    def restart(self) -> None:
+        """Start the same broker again: same port, topics, records and offsets."""
+        env = _kafka_env(self.state_dir) | {"ARBOR_KAFKA_KEEP": "1"}
+        bootstrap = _run(KAFKA_SCRIPT, "start", env, KAFKA_START_TIMEOUT_SECONDS)
+        if bootstrap != self.bootstrap:
+            raise InfraError(
+                KAFKA_SCRIPT, "start", f"moved to {bootstrap}", self.bootstrap
+            )
+
 
 @dataclass
 class PostgresHandle:
@@ -73,6 +92,18 @@ class PostgresHandle:
             env = _postgres_env(self.state_dir)
             _run(POSTGRES_SCRIPT, "stop", env, STOP_TIMEOUT_SECONDS)
             self._stopped = True
+
+    def stop_server(self) -> None:
+        """Fast shutdown (sessions rolled back) in the middle of the test."""
+        _run(
+            POSTGRES_SCRIPT, "stop", _postgres_env(self.state_dir), STOP_TIMEOUT_SECONDS
+        )
+
+    def start_server(self) -> None:
+        """Start the stopped server again on the same port, so every URL still works."""
+        port = self.url.rpartition(":")[2].partition("/")[0]
+        env = _postgres_env(self.state_dir) | {"PGPORT": port}
+        _run(POSTGRES_SCRIPT, "start", env, POSTGRES_START_TIMEOUT_SECONDS)
 
 
 def start_kafka(state_dir: Path) -> KafkaHandle:

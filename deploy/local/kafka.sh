@@ -6,6 +6,7 @@
 #   deploy/local/kafka.sh fetch       resolve the broker jars (cached, keyed on the pom)
 #   deploy/local/kafka.sh start       start the broker if needed; print its bootstrap
 #   deploy/local/kafka.sh stop        stop the broker this state dir started
+#   deploy/local/kafka.sh kill        SIGKILL the broker (a crash), keeping its data
 #   deploy/local/kafka.sh status      "running <bootstrap>" (exit 0), else "starting" or
 #                                     "stopped" (exit 3)
 #   deploy/local/kafka.sh bootstrap   print the bootstrap address of a running broker
@@ -16,6 +17,10 @@
 #   KAFKA_CONTROLLER_PORT
 #                     controller listener port (default: a free one)
 #   KAFKA_HEAP_OPTS   JVM heap flags (default -Xms256m -Xmx512m)
+#   ARBOR_KAFKA_KEEP  1: "stop" keeps the data, and "start" restarts the broker the
+#                     state dir already holds, on its previous ports, with its topics,
+#                     records and committed offsets (fault-injection tests); without
+#                     it every start is a fresh cluster and stop drops the data
 #
 # Only machine-readable values go to stdout; progress and errors go to stderr.
 set -euo pipefail
@@ -215,22 +220,30 @@ start() {
   rm -f "$PID_FILE" "$BOOTSTRAP_FILE"
 
   fetch
-  ports="$(free_ports)"
-  read -r broker_port controller_port <<<"$ports"
-  broker_port="${KAFKA_PORT:-$broker_port}"
-  controller_port="${KAFKA_CONTROLLER_PORT:-$controller_port}"
-  write_config "$broker_port" "$controller_port"
   read -r -a heap_opts <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+  if keeping && [[ -f "$DATA_DIR/meta.properties" && -f "$CONFIG_FILE" ]]; then
+    # The same cluster again: its config (ports included) and formatted log dir
+    # stay; a fresh log keeps the old run's "started" line from passing for ready.
+    broker_port="$(broker_port)"
+    say "restarting the kept broker on 127.0.0.1:$broker_port"
+    : >"$LOG_FILE"
+  else
+    ports="$(free_ports)"
+    read -r broker_port controller_port <<<"$ports"
+    broker_port="${KAFKA_PORT:-$broker_port}"
+    controller_port="${KAFKA_CONTROLLER_PORT:-$controller_port}"
+    write_config "$broker_port" "$controller_port"
 
-  # Every start is a new single-use cluster: tests must not see old topics, and a
-  # kept log dir would need the cluster id it was formatted with.
-  rm -rf "$DATA_DIR"
-  cluster_id="$(new_cluster_id)"
-  # A one-second JVM: the quick JIT tier and serial GC cut about a third of it.
-  "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "${log_opts[@]}" \
-    -cp "$LIBS_DIR/*" kafka.tools.StorageTool format \
-    --standalone -t "$cluster_id" -c "$CONFIG_FILE" >"$LOG_FILE" 2>&1 ||
-    { show_log_tail; die "formatting $DATA_DIR failed"; }
+    # Every start is a new single-use cluster: tests must not see old topics, and a
+    # kept log dir would need the cluster id it was formatted with.
+    rm -rf "$DATA_DIR"
+    cluster_id="$(new_cluster_id)"
+    # A one-second JVM: the quick JIT tier and serial GC cut about a third of it.
+    "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "${log_opts[@]}" \
+      -cp "$LIBS_DIR/*" kafka.tools.StorageTool format \
+      --standalone -t "$cluster_id" -c "$CONFIG_FILE" >"$LOG_FILE" 2>&1 ||
+      { show_log_tail; die "formatting $DATA_DIR failed"; }
+  fi
 
   say "starting broker on 127.0.0.1:$broker_port (log: $LOG_FILE)"
   # setsid and /dev/null stdin detach the JVM from the caller's terminal and pipes,
@@ -269,8 +282,26 @@ stop() {
     ! broker_pid >/dev/null || die "broker (pid $pid) survived SIGKILL"
   fi
   rm -f "$PID_FILE" "$BOOTSTRAP_FILE"
-  rm -rf "$DATA_DIR"
+  keeping || rm -rf "$DATA_DIR"
   say "stopped"
+}
+
+# A crash, not a shutdown: no controlled shutdown, no flush; the data stays so that
+# "ARBOR_KAFKA_KEEP=1 start" can bring the same broker back.
+kill_broker() {
+  local pid deadline
+  [[ -d "$STATE_DIR" ]] && lock_state_dir
+  if ! pid="$(broker_pid)"; then
+    rm -f "$PID_FILE" "$BOOTSTRAP_FILE"
+    say "not running"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 10))
+  while broker_pid >/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  ! broker_pid >/dev/null || die "broker (pid $pid) survived SIGKILL"
+  rm -f "$PID_FILE" "$BOOTSTRAP_FILE"
+  say "killed"
 }
 
 status() {
@@ -291,7 +322,10 @@ bootstrap() {
   echo "127.0.0.1:$(broker_port)"
 }
 
+keeping() { [[ "${ARBOR_KAFKA_KEEP:-}" == "1" ]]; }
+
 case "${1:-}" in
   fetch | start | stop | status | bootstrap) "$1" ;;
-  *) die "usage: $0 fetch|start|stop|status|bootstrap" ;;
+  kill) kill_broker ;;
+  *) die "usage: $0 fetch|start|stop|kill|status|bootstrap" ;;
 esac

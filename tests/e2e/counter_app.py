@@ -52,6 +52,9 @@ async def create_tables(runtime: ServiceRuntime) -> None:
             sa.text(f'CREATE SCHEMA IF NOT EXISTS "{runtime.settings.database_schema}"')
         )
         await connection.run_sync(metadata.create_all)
+    # The pool's connections belong to this short-lived event loop; uvicorn runs
+    # the service on another one.
+    await runtime.engine.dispose()
 
 
 def main() -> None:

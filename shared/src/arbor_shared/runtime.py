@@ -104,18 +104,18 @@ class ServiceRuntime:
         """Create topics, restore the clock, start the relay and the consumers."""
         await ensure_topics(self.settings.kafka, self.topics.all_with_dead_letters())
         await self._restore_clock()
-        producer = create_producer(self.settings.kafka, f"{self.service}-relay")
-        await producer.start()
         self.relay = OutboxRelay(
             table=self.tables.outbox,
             sessions=self.sessions,
-            producer=producer,
+            make_producer=functools.partial(
+                create_producer, self.settings.kafka, f"{self.service}-relay"
+            ),
             metrics=self.metrics,
             wakeup=self.outbox.wakeup,
             lock_name=f"outbox:{self.settings.database_schema}",
             batch_size=self.settings.relay_batch_size,
         )
-        self._spawn(self._run_relay(producer))
+        self._spawn(self.relay.run())
         if self.settings.consumers_enabled:
             for consumer in self.consumers:
                 self._spawn(consumer.run())
@@ -142,13 +142,6 @@ class ServiceRuntime:
 
     def dead_letter_topics(self) -> list[str]:
         return [self.topics(dead_letter_topic(t)) for t in topic_names.ALL]
-
-    async def _run_relay(self, producer: object) -> None:
-        assert self.relay is not None
-        try:
-            await self.relay.run()
-        finally:
-            await producer.stop()  # type: ignore[attr-defined]
 
     def _spawn(self, work: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(work)  # type: ignore[arg-type]

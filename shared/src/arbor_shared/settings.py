@@ -29,6 +29,8 @@ class KafkaSettings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     max_poll_records: int = Field(default=500, ge=1)
+    session_timeout_ms: int = Field(default=20_000, ge=1_000)
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
 
 
 class ServiceSettings(BaseSettings):

@@ -21,7 +21,7 @@ def _connection(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
         "bootstrap_servers": settings.bootstrap,
         "client_id": client_id,
         "security_protocol": settings.security_protocol,
-        "request_timeout_ms": 30_000,
+        "request_timeout_ms": settings.request_timeout_ms,
         "retry_backoff_ms": 200,
         "metadata_max_age_ms": 60_000,
     }
@@ -74,8 +74,8 @@ def create_consumer(
         max_poll_records=settings.max_poll_records,
         max_partition_fetch_bytes=1_048_576,
         fetch_max_wait_ms=100,
-        session_timeout_ms=20_000,
-        heartbeat_interval_ms=3_000,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(settings.session_timeout_ms // 6, 500),
         max_poll_interval_ms=300_000,
         rebalance_timeout_ms=30_000,
     )

@@ -4,6 +4,11 @@ Rows are marked only after the broker acknowledged them (``acks=all``), so a cra
 between publishes an event twice and never loses one; consumers deduplicate by event id.
 One relay per service sends at a time, under a transaction-scoped advisory lock, so the
 outbox order (and with it every customer's order) survives several replicas.
+
+After a failed or stalled send the producer is replaced: aiokafka's idempotent producer
+can be left with a gap in its sequence numbers (``OutOfOrderSequenceNumber`` for ever)
+or with batches it never expires while a partition leader is unreachable. A fresh
+producer may publish some rows a second time, which consumers absorb by event id.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -27,6 +33,11 @@ from arbor_shared.retry import Backoff
 logger = logging.getLogger(__name__)
 
 _IDLE_POLL_SECONDS = 0.25
+# A send not acknowledged within this long makes the relay report unhealthy, so
+# readiness turns 503 while the broker is unreachable.
+_STALL_SECONDS = 20.0
+# A send still unacknowledged after this long is abandoned and retried afresh.
+_SEND_TIMEOUT_SECONDS = 60.0
 _PURGE_EVERY = 200
 _KEEP_SENT = timedelta(hours=1)
 
@@ -41,7 +52,7 @@ class OutboxRelay:
         *,
         table: sa.Table,
         sessions: async_sessionmaker[AsyncSession],
-        producer: AIOKafkaProducer,
+        make_producer: Callable[[], AIOKafkaProducer],
         metrics: PipelineMetrics,
         wakeup: asyncio.Event,
         lock_name: str,
@@ -49,13 +60,22 @@ class OutboxRelay:
     ) -> None:
         self._table = table
         self._sessions = sessions
-        self._producer = producer
+        self._make_producer = make_producer
+        self._producer: AIOKafkaProducer | None = None
+        self._send_started: float | None = None
+        self._failing = False
         self._metrics = metrics
         self._wakeup = wakeup
         self._lock_id = zlib.crc32(lock_name.encode())
         self._batch_size = batch_size
         self._stopping = asyncio.Event()
-        self.healthy = True
+
+    @property
+    def healthy(self) -> bool:
+        """False after a failed round, or while a send waits too long for its ack."""
+        started = self._send_started
+        stalled = started is not None and time.monotonic() - started > _STALL_SECONDS
+        return not self._failing and not stalled
 
     def stop(self) -> None:
         self._stopping.set()
@@ -63,17 +83,25 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until stopped; broker or database outages are retried forever."""
+        try:
+            await self._relay_until_stopped()
+        finally:
+            await self._discard_producer()
+
+    async def _relay_until_stopped(self) -> None:
         backoff = Backoff()
         rounds = 0
         while not self._stopping.is_set():
             try:
                 sent = await self.relay_once()
-                self.healthy = True
+                self._failing = False
                 backoff.reset()
             except Exception as exc:  # noqa: BLE001 - loop boundary: never skip
-                self.healthy = False
+                self._failing = True
                 self._metrics.transient_failures.labels(stage="relay").inc()
                 logger.warning("outbox relay failed, retrying: %r", exc)
+                await self._discard_producer()
+                await self._refresh_backlog()
                 await self._sleep(backoff.next_delay())
                 continue
             rounds += 1
@@ -103,6 +131,13 @@ class OutboxRelay:
         self._metrics.outbox_backlog.set(backlog or 0)
         return len(rows)
 
+    async def _refresh_backlog(self) -> None:
+        # The gauge must show the backlog growing during an outage, not a stale 0.
+        with contextlib.suppress(Exception):
+            async with self._sessions() as session:
+                backlog = await session.scalar(self._backlog())
+            self._metrics.outbox_backlog.set(backlog or 0)
+
     def _unsent(self) -> sa.Select[int, str, str | None, bytes, list[list[str]]]:
         t = self._table
         return (
@@ -116,19 +151,36 @@ class OutboxRelay:
         return sa.select(sa.func.count()).where(self._table.c.sent_at.is_(None))
 
     async def _send(self, rows: Sequence[_OutboxRow]) -> None:
-        acks = []
-        for row in rows:
-            acks.append(
-                await self._producer.send(
+        producer = await self._ready_producer()
+        self._send_started = time.monotonic()
+        try:
+            acks = [
+                await producer.send(
                     row.topic,
                     value=row.value,
                     key=row.key.encode() if row.key is not None else None,
                     headers=headers_from_json(row.headers),
                 )
-            )
-        await asyncio.gather(*acks)
+                for row in rows
+            ]
+            await asyncio.wait_for(asyncio.gather(*acks), _SEND_TIMEOUT_SECONDS)
+        finally:
+            self._send_started = None
         for row in rows:
             self._metrics.produced.labels(topic=row.topic).inc()
+
+    async def _ready_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._make_producer()
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _discard_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
 
     async def _purge_sent(self) -> None:
         async with self._sessions() as session, session.begin():
