@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -85,7 +87,7 @@ async def test_payment_through_ingest_moves_on_time_rate_in_one_trace(
         await eventually(lambda: _trace_crossing_services(spans))
 
 
-async def _post(client: httpx.AsyncClient, event: dict[str, object]) -> httpx.Response:
+async def _post(client: httpx.AsyncClient, event: Mapping[str, Any]) -> httpx.Response:
     body = json.dumps(event).encode()
     headers = sign(body, KEY_ID, SECRET, datetime.now(UTC))
     headers["Content-Type"] = "application/json"
