@@ -1,0 +1,290 @@
+"""Per-customer behaviour state, kept incrementally, and the features read from it.
+
+The state is a JSON document per customer. Each event updates it in O(open invoices)
+without rescanning history. Windows (90 and 365 days) need the settlements whose due
+date is still inside the widest window, so those are kept per invoice and pruned once
+they are older than :data:`RETENTION_DAYS`; all-time figures are running sums plus a
+histogram of days late, which gives an exact p90 with integer days.
+
+Only invoices settled by payment count as behaviour: voided, fully credited and
+written-off invoices are excluded, as in the KPI definitions of the brief.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+FeatureValue = int | float | str | bool
+Features = dict[str, FeatureValue]
+
+WINDOWS = (90, 365)
+RETENTION_DAYS = 400
+MAX_SETTLED_RECORDS = 2000
+MAX_CASE_IDS = 500
+TREND_SPAN = 5
+
+
+@dataclass
+class OpenInvoice:
+    """An invoice the ledger says is still owed."""
+
+    currency: str
+    amount: int
+    balance: int
+    issue_date: date
+    due_date: date
+    changed_at: datetime
+    disputed: bool = False
+    late_probability: float | None = None
+    expected_pay_date: date | None = None
+    model_inputs: dict[str, float] | None = None
+
+
+@dataclass
+class ClosedInvoice:
+    """An invoice that left the open set: settled, voided or written off."""
+
+    due_date: date
+    issue_date: date
+    settled_date: date
+    currency: str
+    paid: int
+    counted: bool
+
+    @property
+    def days_late(self) -> int:
+        return max(0, (self.settled_date - self.due_date).days)
+
+    @property
+    def days_to_pay(self) -> int:
+        return (self.settled_date - self.issue_date).days
+
+
+@dataclass
+class CustomerState:
+    """Everything segmentation remembers about one customer."""
+
+    customer_id: str
+    profile: dict[str, str] = field(default_factory=dict)
+    profile_at: datetime | None = None
+    started_on: date | None = None
+    open: dict[str, OpenInvoice] = field(default_factory=dict)
+    closed: dict[str, ClosedInvoice] = field(default_factory=dict)
+    settled_count: int = 0
+    late_count: int = 0
+    days_late_sum: int = 0
+    days_to_pay_sum: int = 0
+    days_late_histogram: dict[int, int] = field(default_factory=dict)
+    lifetime_value: dict[str, int] = field(default_factory=dict)
+    balances: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    disputes: dict[str, str] = field(default_factory=dict)
+    disputes_total: int = 0
+    disputes_lost: int = 0
+    promises: dict[str, str] = field(default_factory=dict)
+    promises_made: int = 0
+    promises_broken: int = 0
+    payment_failures: int = 0
+    last_failure_reason: str = ""
+    last_failure_at: datetime | None = None
+    horizon: date | None = None
+
+    @property
+    def currency(self) -> str:
+        """The customer's own currency, or the one of its first invoice."""
+        if currency := self.profile.get("currency"):
+            return currency
+        for invoice in self.open.values():
+            return invoice.currency
+        for closed in self.closed.values():
+            return closed.currency
+        return ""
+
+    @property
+    def time_zone(self) -> ZoneInfo:
+        try:
+            return ZoneInfo(self.profile.get("time_zone") or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar date of ``moment`` in the customer's time zone."""
+        return moment.astimezone(self.time_zone).date()
+
+    def overdue_at(self, due_date: date) -> datetime:
+        """The instant an invoice due on ``due_date`` becomes overdue: next midnight."""
+        midnight = datetime.combine(
+            due_date + timedelta(days=1), time(), self.time_zone
+        )
+        return midnight.astimezone(UTC)
+
+
+def timers(state: CustomerState, now: datetime) -> dict[str, datetime]:
+    """When the features change with no event: each due date passing, and the next
+    day a settlement or overdue invoice leaves a 90- or 365-day window.
+
+    Keys are invoice ids, and for the window timer ``"window <customer>"`` (a space
+    no identifier may contain, so it never collides with an invoice).
+    """
+    wanted = {
+        invoice_id: state.overdue_at(invoice.due_date)
+        for invoice_id, invoice in state.open.items()
+    }
+    today = state.local_date(now)
+    dues = [c.due_date for c in state.closed.values() if c.counted]
+    dues += [i.due_date for i in state.open.values()]
+    leaving = [d + timedelta(days=w) for d in dues for w in WINDOWS]
+    upcoming = [day for day in leaving if day > today]
+    if upcoming:
+        wanted[f"window {state.customer_id}"] = state.overdue_at(
+            min(upcoming) - timedelta(days=1)
+        )
+    return {key: at for key, at in wanted.items() if at > now}
+
+
+def features(state: CustomerState, as_of: datetime) -> Features:
+    """The feature values rules see for ``state`` at ``as_of``."""
+    today = state.local_date(as_of)
+    currency = state.currency
+    values: Features = {**_profile_features(state, today)}
+    values.update(_balance_features(state, today, currency))
+    values.update(_punctuality_features(state, today))
+    values.update(_case_features(state))
+    return values
+
+
+def _profile_features(state: CustomerState, today: date) -> Features:
+    profile = state.profile
+    tenure = (today - state.started_on).days if state.started_on else 0
+    return {
+        "billing_cycle": profile.get("billing_cycle", ""),
+        "payment_method": profile.get("payment_method", ""),
+        "preferred_channel": profile.get("preferred_channel", ""),
+        "currency": state.currency,
+        "country": profile.get("country", ""),
+        "region": profile.get("region", ""),
+        "time_zone": profile.get("time_zone", ""),
+        "acquisition_channel": profile.get("acquisition_channel", ""),
+        "last_payment_method": profile.get("last_payment_method", ""),
+        "tenure_days": max(tenure, 0),
+    }
+
+
+def _balance_features(state: CustomerState, today: date, currency: str) -> Features:
+    mine = [i for i in state.open.values() if i.currency == currency]
+    overdue = [i for i in mine if i.due_date < today]
+    reported = state.balances.get(currency)
+    open_balance = reported[0] if reported else sum(i.balance for i in mine)
+    probabilities = [
+        i.late_probability
+        for i in state.open.values()
+        if i.late_probability is not None
+    ]
+    return {
+        "lifetime_value_minor": state.lifetime_value.get(currency, 0),
+        "open_balance_minor": open_balance,
+        "overdue_balance_minor": sum(i.balance for i in overdue),
+        "open_invoices": len(state.open),
+        "overdue_invoices": sum(1 for i in state.open.values() if i.due_date < today),
+        "max_days_overdue": max(
+            [(today - i.due_date).days for i in state.open.values()] + [0]
+        ),
+        "max_late_probability": max(probabilities, default=0.0),
+    }
+
+
+def _punctuality_features(state: CustomerState, today: date) -> Features:
+    values: Features = {}
+    for days in WINDOWS:
+        due, on_time = window_counts(state, today, days)
+        values[f"invoices_due_{days}"] = due
+        values[f"on_time_rate_{days}"] = on_time / due if due else 1.0
+    overdue = sum(1 for i in state.open.values() if i.due_date < today)
+    due_all = state.settled_count + overdue
+    on_time_all = state.settled_count - state.late_count
+    settled = state.settled_count
+    values.update(
+        {
+            "invoices_settled": settled,
+            "invoices_due_all": due_all,
+            "on_time_rate_all": on_time_all / due_all if due_all else 1.0,
+            "late_rate": state.late_count / settled if settled else 0.0,
+            "avg_days_late": state.days_late_sum / settled if settled else 0.0,
+            "p90_days_late": float(percentile(state.days_late_histogram, 0.9)),
+            "avg_days_to_pay": state.days_to_pay_sum / settled if settled else 0.0,
+            "days_late_trend": days_late_trend(state),
+            "last_days_late": sum(recent_days_late(state, 1)),
+        }
+    )
+    return values
+
+
+def _case_features(state: CustomerState) -> Features:
+    invoices = state.settled_count + len(state.open)
+    return {
+        "disputes_open": sum(1 for s in state.disputes.values() if s == "open"),
+        "disputes_total": state.disputes_total,
+        "dispute_rate": min(state.disputes_total / invoices, 1.0) if invoices else 0.0,
+        "disputes_lost": state.disputes_lost,
+        "promises_made": state.promises_made,
+        "promises_broken": state.promises_broken,
+        "payment_failures": state.payment_failures,
+        "last_payment_failure_reason": state.last_failure_reason,
+    }
+
+
+def window_counts(state: CustomerState, today: date, days: int) -> tuple[int, int]:
+    """Invoices that fell due in the last ``days`` days, and those paid on time.
+
+    An invoice falls due once its due date has passed, or earlier if it was settled;
+    one still open past due counts as late.
+    """
+    start = today - timedelta(days=days)
+    due = on_time = 0
+    for closed in state.closed.values():
+        if not closed.counted or not start < closed.due_date <= today:
+            continue
+        settled = closed.settled_date <= today
+        if settled or closed.due_date < today:
+            due += 1
+            on_time += settled and closed.settled_date <= closed.due_date
+    for invoice in state.open.values():
+        if start < invoice.due_date < today:
+            due += 1
+    return due, on_time
+
+
+def percentile(histogram: dict[int, int], share: float) -> int:
+    """The smallest value with at least ``share`` of the observations at or below."""
+    total = sum(histogram.values())
+    if total == 0:
+        return 0
+    rank = math.ceil(share * total)
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
+
+
+def recent_days_late(state: CustomerState, count: int) -> list[int]:
+    """Days late of the last ``count`` counted settlements, oldest first."""
+    counted = sorted(
+        (c.settled_date, c.due_date, c.days_late)
+        for c in state.closed.values()
+        if c.counted
+    )
+    return [days for _, _, days in counted[-count:]]
+
+
+def days_late_trend(state: CustomerState) -> float:
+    """Mean days late of the last few settlements minus that of the few before."""
+    recent = recent_days_late(state, 2 * TREND_SPAN)
+    if len(recent) < 2:
+        return 0.0
+    half = len(recent) // 2
+    older, newer = recent[:half], recent[half:]
+    return sum(newer) / len(newer) - sum(older) / len(older)
