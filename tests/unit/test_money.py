@@ -52,7 +52,9 @@ def test_half_cents_round_to_even_once() -> None:
 
 def test_amounts_are_never_added_across_currencies() -> None:
     with pytest.raises(ValueError, match="without a rate"):
-        _ = Money(amount_minor=1, currency="EUR") + Money(amount_minor=1, currency="USD")
+        _ = Money(amount_minor=1, currency="EUR") + Money(
+            amount_minor=1, currency="USD"
+        )
 
 
 def test_float_amounts_are_rejected_even_when_integral() -> None:

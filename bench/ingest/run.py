@@ -1,0 +1,258 @@
+"""Ingest throughput and latency, against the raw producer on the same machine.
+
+Measures, in one run:
+  1. the raw aiokafka producer rate (acks=all, idempotent) for the same events: the
+     ceiling any service on this machine could reach;
+  2. durable accepted events per second through POST /v1/events:batch on one
+     uvicorn worker (a 2xx means committed to PostgreSQL with its outbox rows), and
+     the time until the relay has published all of them to Kafka;
+  3. single-event POST /v1/events latency at a steady request rate.
+
+Usage: uv run python -m bench.ingest.run [--events 100000] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from arbor_cli.publisher import event_id
+from arbor_cli.simulator import Simulation
+from arbor_ingest.signing import sign
+from arbor_shared.events import ClockAdvanced, Envelope, EventData
+from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
+from bench.common import (
+    REPO,
+    free_port,
+    infrastructure,
+    percentile,
+    service,
+    wait_ready,
+    write_results,
+)
+
+HERE = Path(__file__).resolve().parent
+KEY_ID = "bench"
+SECRET = secrets.token_hex(32)
+
+
+def realistic_events(count: int) -> list[EventData]:
+    """Customers, invoices and payments from the demo simulator, in time order."""
+    simulation = Simulation(
+        seed=11, customers=max(count // 20, 50), start=date(2025, 1, 1)
+    )
+    events = [e for e in simulation.events() if not isinstance(e, ClockAdvanced)]
+    return events[:count]
+
+
+async def raw_producer_rate(bootstrap: str, events: list[EventData]) -> float:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    topic = f"bench-raw-{secrets.token_hex(4)}"
+    await admin.create_topics([NewTopic(topic, 6, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=1_048_576,
+    )
+    await producer.start()
+    records = [
+        (
+            e.customer_id.encode(),
+            e.model_dump_json().encode(),
+            Envelope.for_data(e, source="bench", time=datetime.now(UTC)).to_headers(),
+        )
+        for e in events
+    ]
+    started = time.perf_counter()
+    acks = [
+        await producer.send(topic, value=value, key=key, headers=headers)
+        for key, value, headers in records
+    ]
+    await asyncio.gather(*acks)
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    return len(events) / elapsed
+
+
+def _batch_body(events: list[EventData]) -> bytes:
+    return orjson.dumps(
+        {
+            "events": [
+                {
+                    "id": event_id(e),
+                    "type": e.event_type,
+                    "data": orjson.loads(e.model_dump_json()),
+                }
+                for e in events
+            ]
+        }
+    )
+
+
+async def batch_rate(
+    url: str, events: list[EventData], batch_size: int, concurrency: int
+) -> dict[str, float]:
+    bodies = [
+        _batch_body(events[i : i + batch_size])
+        for i in range(0, len(events), batch_size)
+    ]
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            headers = sign(body, KEY_ID, SECRET, datetime.now(UTC))
+            headers["Content-Type"] = "application/json"
+            started = time.perf_counter()
+            response = await client.post(
+                "/v1/events:batch", content=body, headers=headers
+            )
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "events_per_second": len(events) / elapsed,
+        "batch_size": batch_size,
+        "concurrency": concurrency,
+        "batch_latency_p50_ms": percentile(latencies, 0.5) * 1000,
+        "batch_latency_p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+async def outbox_drained(url: str) -> float:
+    """Seconds until the relay reports an empty outbox."""
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        while True:
+            text = (await client.get("/metrics")).text
+            backlog = [
+                line
+                for line in text.splitlines()
+                if line.startswith("arbor_ingest_outbox_backlog_events ")
+            ]
+            if backlog and float(backlog[0].split()[1]) == 0:
+                return time.perf_counter() - started
+            await asyncio.sleep(0.2)
+
+
+async def single_event_latency(url: str, rate: int, seconds: int) -> dict[str, float]:
+    events = realistic_events(rate * seconds)
+    latencies: list[float] = []
+    interval = 1 / rate
+
+    async def send(client: httpx.AsyncClient, event: EventData) -> None:
+        body = orjson.dumps(
+            {
+                "id": event_id(event) + "-single",
+                "type": event.event_type,
+                "data": orjson.loads(event.model_dump_json()),
+            }
+        )
+        headers = sign(body, KEY_ID, SECRET, datetime.now(UTC))
+        headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        response = await client.post("/v1/events", content=body, headers=headers)
+        latencies.append(time.perf_counter() - started)
+        if response.status_code >= 500:
+            response.raise_for_status()
+
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        tasks = []
+        start = time.perf_counter()
+        for n, event in enumerate(events):
+            delay = start + n * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(client, event)))
+        await asyncio.gather(*tasks)
+        achieved = len(events) / (time.perf_counter() - start)
+    return {
+        "target_rps": rate,
+        "achieved_rps": achieved,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    events = realistic_events(arguments.events)
+    with infrastructure() as infra:
+        raw = await raw_producer_rate(infra.bootstrap, events)
+        print(f"raw producer: {raw:,.0f} events/s")
+        port = free_port()
+        issuer = LocalIssuer(REPO / ".local" / "bench-issuer")
+        env = {
+            "ARBOR_INGEST_DATABASE_URL": infra.database_url,
+            "ARBOR_INGEST_DATABASE_SCHEMA": f"bench_ingest_{secrets.token_hex(3)}",
+            "ARBOR_INGEST_KAFKA__BOOTSTRAP": infra.bootstrap,
+            "ARBOR_INGEST_KAFKA__TOPIC_PREFIX": f"bench{secrets.token_hex(3)}",
+            "ARBOR_INGEST_OIDC_ISSUER": ISSUER,
+            "ARBOR_INGEST_OIDC_AUDIENCE": AUDIENCE,
+            "ARBOR_INGEST_OIDC_JWKS_URL": issuer.jwks_url,
+            "ARBOR_INGEST_HTTP_PORT": str(port),
+            "ARBOR_INGEST_LOG_LEVEL": "WARNING",
+            "ARBOR_INGEST_RATE_PER_SECOND": "100000",
+            "ARBOR_INGEST_RATE_BURST": "100000",
+            "ARBOR_INGEST_PUBLISHERS": json.dumps(
+                [
+                    {
+                        "key_id": KEY_ID,
+                        "secret": SECRET,
+                        "scopes": ["events:write", "imports:write"],
+                    }
+                ]
+            ),
+        }
+        url = f"http://127.0.0.1:{port}"
+        with service("arbor_ingest", env, HERE / "ingest.log"):
+            await wait_ready(url)
+            batch = await batch_rate(
+                url, events, arguments.batch, arguments.concurrency
+            )
+            print(f"batch endpoint: {batch['events_per_second']:,.0f} events/s durable")
+            drained = await outbox_drained(url)
+            single = await single_event_latency(url, arguments.rate, arguments.seconds)
+            print(f"single POST at {arguments.rate}/s: p99 {single['p99_ms']:.1f} ms")
+    results = {
+        "events": len(events),
+        "raw_producer_events_per_second": raw,
+        "batch": batch,
+        "batch_share_of_raw": batch["events_per_second"] / raw,
+        "relay_drain_after_last_batch_seconds": drained,
+        "single_event": single,
+        "measured_at": datetime.now(UTC).isoformat(),
+    }
+    write_results(HERE, results)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=20)
+    asyncio.run(main(parser.parse_args()))
