@@ -22,13 +22,20 @@ def _rebuild(argv: list[str]) -> int:
         help="fresh schema to rebuild into (dropped first); "
         "default: <database_schema>_rebuild",
     )
+    parser.add_argument(
+        "--via-consumer-loop",
+        action="store_true",
+        help="replay through the live consumer loop (inbox, spans) instead of in bulk",
+    )
     arguments = parser.parse_args(argv)
     settings = MetricsSettings()
     configure_logging(SERVICE, level=settings.log_level, fmt=settings.log_format)
     schema = arguments.schema or f"{settings.database_schema}_rebuild"
     if schema == settings.database_schema:
         parser.error("the rebuild schema must differ from the live one")
-    report = asyncio.run(rebuild(settings, schema=schema))
+    report = asyncio.run(
+        rebuild(settings, schema=schema, via_loop=arguments.via_consumer_loop)
+    )
     live = asyncio.run(digest_of(settings))
     identical = live == report.digest
     print(

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from arbor_metrics.adapters.gauges import GaugeRefresher, KpiGauges
+from arbor_metrics.adapters.repository import FactsCache
 from arbor_metrics.adapters.tables import messaging
 from arbor_metrics.config import MetricsSettings
 from arbor_metrics.domain.errors import MetricsError
@@ -33,10 +34,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
     runtime = create_runtime(settings)
     gauges = KpiGauges.register(runtime.metrics.registry)
+    cache = FactsCache()
     refresher = GaugeRefresher(
         runtime,
         gauges,
         window=settings.gauge_window_days,
+        grace=settings.grace_days,
         interval=settings.gauge_refresh_seconds,
     )
     app = create_service_app(
@@ -48,11 +51,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         on_stop=[refresher.stop],
     )
     app.state.gauges = refresher
+    app.state.facts_cache = cache
     app.add_exception_handler(MetricsError, _unprocessable)
     return app
 
 
 async def _unprocessable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
-        {"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY
+        {"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
     )

@@ -93,6 +93,7 @@ progress = sa.Table(
     metadata,
     sa.Column("id", sa.SmallInteger, primary_key=True),
     _instant("last_event_time", nullable=False),
+    sa.Column("applied_batches", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 FACT_TABLES = (

@@ -172,11 +172,13 @@ def bucket(days_past_due: int) -> str:
 
 
 def aging(states: Sequence[InvoiceState], day: date) -> Aging:
-    """Open AR on ``day`` (states must be as of ``day``); written-off owes nothing."""
+    """Open AR on ``day`` by days past due; ``states`` must be as of ``day``."""
     amounts = dict.fromkeys(AGING_BUCKETS, 0)
     counts = dict.fromkeys(AGING_BUCKETS, 0)
     for state in states:
-        if state.open_minor == 0 or state.exclusion in ("voided", "written_off"):
+        # A voided or written-off invoice owes nothing; what a partial write-off
+        # leaves open is still receivable.
+        if state.open_minor == 0 or state.status in ("voided", "written_off"):
             continue
         name = bucket((day - state.due_date).days)
         amounts[name] += state.open_minor

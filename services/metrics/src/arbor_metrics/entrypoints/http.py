@@ -11,9 +11,9 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from arbor_metrics.adapters.repository import load_cohorts, load_facts
+from arbor_metrics.adapters.repository import FactsCache, load_cohorts
 from arbor_metrics.config import MetricsSettings
 from arbor_metrics.domain.compute import KpiQuery, compute
 from arbor_metrics.domain.errors import InvalidQueryError
@@ -43,7 +43,10 @@ AsOf = Annotated[
 ]
 CurrencyParam = Annotated[
     Currency,
-    Query(description="ISO 4217; amounts are never summed across currencies"),
+    Query(
+        description="ISO 4217; amounts are never summed across currencies",
+        examples=["USD"],
+    ),
 ]
 Cohort = Annotated[
     str,
@@ -51,6 +54,7 @@ Cohort = Annotated[
         min_length=1,
         max_length=64,
         description="A cohort name, 'unassigned', or 'all' for every customer",
+        examples=["punctual"],
     ),
 ]
 CohortBasis = Annotated[
@@ -67,6 +71,7 @@ WindowDays = Annotated[
         le=3660,
         description="Days ending on as_of the window KPIs look at; "
         "omitted: since the slice's first invoice",
+        examples=[90],
     ),
 ]
 GraceDays = Annotated[int | None, Query(ge=0, le=90)]
@@ -74,6 +79,14 @@ ReminderDays = Annotated[
     int, Query(ge=0, le=365, description="N in 'paid within N days of a reminder'")
 ]
 Variant = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+def _facts_cache(request: Request) -> FactsCache:
+    cache: FactsCache = request.app.state.facts_cache
+    return cache
+
+
+Cache = Annotated[FactsCache, Depends(_facts_cache)]
 
 
 def _settings(runtime: Runtime) -> MetricsSettings:
@@ -85,6 +98,7 @@ def _settings(runtime: Runtime) -> MetricsSettings:
 @router.get("/kpis")
 async def get_kpis(
     runtime: Runtime,
+    cache: Cache,
     _operator: Operator,
     as_of: AsOf,
     currency: CurrencyParam,
@@ -109,13 +123,14 @@ async def get_kpis(
         policy_id=policy_id,
     )
     async with runtime.sessions() as session, session.begin():
-        facts = await load_facts(session, currency=currency)
+        facts = await cache.get(session, currency=currency)
     return await asyncio.to_thread(lambda: render(compute(facts, query)))
 
 
 @router.get("/kpis/series")
 async def get_kpi_series(
     runtime: Runtime,
+    cache: Cache,
     _operator: Operator,
     from_: Annotated[date, Query(alias="from", examples=["2013-01-01"])],
     to: Annotated[date, Query(examples=["2013-12-31"])],
@@ -143,7 +158,7 @@ async def get_kpi_series(
         policy_id=policy_id,
     )
     async with runtime.sessions() as session, session.begin():
-        facts = await load_facts(session, currency=currency)
+        facts = await cache.get(session, currency=currency)
     points = await asyncio.to_thread(_series, facts, template, days)
     return SeriesRead(step=step, points=points)
 

@@ -1,0 +1,437 @@
+"""Benchmark of the metrics service: raw consume, rebuild, batch SQL, freshness.
+
+    uv run python bench/metrics/run.py --events 100000
+
+Needs a broker and a PostgreSQL server (``ARBOR_TEST_KAFKA_BOOTSTRAP`` and
+``ARBOR_TEST_DATABASE_URL``, as for the tests). Every run uses its own topic prefix
+and schemas and deletes both at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from arbor_metrics.adapters.repository import load_facts
+from arbor_metrics.bootstrap import MIGRATIONS, create_app
+from arbor_metrics.config import MetricsSettings
+from arbor_metrics.domain.compute import KpiQuery, compute
+from arbor_metrics.entrypoints.rebuild import rebuild
+from arbor_shared import topics
+from arbor_shared.db import create_engine, session_factory
+from arbor_shared.db.migrations import upgrade_async
+from arbor_shared.events import EventData, InvoiceBalanceChanged, InvoiceSettled
+from arbor_shared.events.envelope import Envelope
+from arbor_shared.kafka.clients import ensure_topics
+from arbor_shared.local_issuer import AUDIENCE, ISSUER
+from arbor_shared.settings import KafkaSettings
+
+START = date(2023, 1, 1)
+AS_OF = date(2024, 12, 31)
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+def _encode(data: EventData) -> Record:
+    envelope = Envelope.for_data(data, source="bench", time=datetime.now(UTC))
+    return (
+        data.customer_id.encode(),
+        data.model_dump_json().encode(),
+        (envelope.to_headers()),
+    )
+
+
+def billing_events(count: int, seed: int = 7) -> Iterator[tuple[str, EventData]]:
+    """``count`` ledger facts: invoices issued, and about 85 % of them settled."""
+    rng = random.Random(seed)
+    produced = 0
+    for number in itertools.count():
+        if produced >= count:
+            return
+        issue = START + timedelta(days=rng.randrange(700))
+        due = issue + timedelta(days=30)
+        amount = rng.randrange(500, 500_000)
+        common: dict[str, Any] = {
+            "customer_id": f"cus-{rng.randrange(5_000)}",
+            "invoice_id": f"inv-{number}",
+            "currency": "EUR" if number % 5 else "USD",
+            "issue_date": issue,
+            "due_date": due,
+            "amount_minor": amount,
+            "credited_minor": 0,
+            "written_off_minor": 0,
+        }
+        opened = datetime(issue.year, issue.month, issue.day, 9, tzinfo=UTC)
+        yield (
+            "balance",
+            InvoiceBalanceChanged(
+                **common,
+                paid_minor=0,
+                balance_minor=amount,
+                status="open",
+                cause_event_id=f"issue-{number}",
+                cause_event_type="InvoiceIssued",
+                changed_at=opened,
+            ),
+        )
+        produced += 1
+        settled = issue + timedelta(days=rng.randrange(0, 75))
+        if rng.random() < 0.85 and settled <= AS_OF and produced < count:
+            produced += 1
+            yield (
+                "settled",
+                InvoiceSettled(
+                    **common,
+                    paid_minor=amount,
+                    settled_by="payment",
+                    settled_at=datetime(
+                        settled.year, settled.month, settled.day, 15, tzinfo=UTC
+                    ),
+                    settled_date=settled,
+                ),
+            )
+
+
+async def produce_all(bootstrap: str, topic: str, records: list[Record]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=1_048_576,
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for chunk in range(0, len(records), 5_000):
+            futures = [
+                await producer.send(topic, value=v, key=k, headers=h)
+                for k, v, h in records[chunk : chunk + 5_000]
+            ]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(bootstrap: str, topic: str, count: int) -> float:
+    """(a) The ceiling: aiokafka reading every record, doing nothing with it."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+        max_partition_fetch_bytes=1_048_576,
+    )
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=1_000, max_records=5_000)
+            seen += sum(len(part) for part in batch.values())
+    finally:
+        elapsed = time.perf_counter() - started
+        await consumer.stop()
+    return elapsed
+
+
+BATCH_SQL = """
+WITH inv AS (
+    SELECT invoice_id, currency, max(amount_minor) AS amount,
+           min(issue_date) AS issue, min(due_date) AS due,
+           max(settled_date) FILTER (
+               WHERE kind = 'settled' AND settled_date <= $1
+           ) AS settled
+    FROM bench_events
+    WHERE issue_date <= $1
+    GROUP BY invoice_id, currency
+)
+SELECT currency,
+       count(*) AS invoices,
+       count(*) FILTER (WHERE due <= $1) AS invoices_due,
+       count(*) FILTER (WHERE due <= $1 AND settled <= due) AS paid_on_time,
+       coalesce(sum(amount) FILTER (WHERE due <= $1), 0) AS amount_due,
+       coalesce(sum(amount) FILTER (WHERE due <= $1 AND settled <= due), 0)
+           AS amount_on_time,
+       count(settled) AS invoices_settled,
+       coalesce(sum(settled - issue), 0) AS total_days,
+       percentile_disc(0.9) WITHIN GROUP (ORDER BY settled - issue) AS p90_days,
+       coalesce(sum(amount) FILTER (WHERE settled IS NULL), 0) AS open_ar,
+       coalesce(sum(amount) FILTER (WHERE settled IS NULL AND $1 - due > 0), 0)
+           AS overdue_ar,
+       coalesce(sum(amount) FILTER (WHERE settled IS NULL AND $1 - due > 90), 0)
+           AS aging_90_plus
+FROM inv GROUP BY currency ORDER BY currency
+"""
+
+
+def _row(kind: str, event: EventData) -> tuple[object, ...]:
+    assert isinstance(event, InvoiceBalanceChanged | InvoiceSettled)
+    settled = event.settled_date if isinstance(event, InvoiceSettled) else None
+    return (
+        kind,
+        event.invoice_id,
+        event.customer_id,
+        event.currency,
+        event.amount_minor,
+        event.issue_date,
+        event.due_date,
+        settled,
+    )
+
+
+async def batch_sql(
+    dsn: str, schema: str, rows: list[tuple[object, ...]]
+) -> tuple[float, float, list[dict[str, object]]]:
+    """(c) What a user would write instead: all events in a table, one SQL query."""
+    connection = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await connection.execute(
+            "CREATE TABLE bench_events (kind text, invoice_id text, customer_id text,"
+            " currency text, amount_minor bigint, issue_date date, due_date date,"
+            " settled_date date)"
+        )
+        started = time.perf_counter()
+        await connection.copy_records_to_table("bench_events", records=rows)
+        await connection.execute("ANALYZE bench_events")
+        loaded = time.perf_counter() - started
+        started = time.perf_counter()
+        found = await connection.fetch(BATCH_SQL, AS_OF)
+        computed = time.perf_counter() - started
+    finally:
+        await connection.close()
+    return loaded, computed, [dict(r) for r in found]
+
+
+async def service_answers(
+    settings: MetricsSettings,
+) -> tuple[float, dict[str, dict[str, object]]]:
+    """The service's own read-time computation over its stored facts."""
+    engine = create_engine(
+        settings.database_url.get_secret_value(), settings.database_schema
+    )
+    answers: dict[str, dict[str, object]] = {}
+    started = time.perf_counter()
+    async with session_factory(engine)() as session, session.begin():
+        for currency in ("EUR", "USD"):
+            facts = await load_facts(session, currency=currency)
+            kpis = compute(facts, KpiQuery(as_of=AS_OF, currency=currency))
+            answers[currency] = {
+                "invoices": kpis.invoices,
+                "invoices_due": kpis.on_time.invoices_due,
+                "paid_on_time": kpis.on_time.paid_on_time,
+                "amount_due": kpis.on_time.amount_due_minor,
+                "amount_on_time": kpis.on_time.amount_paid_on_time_minor,
+                "invoices_settled": kpis.days_to_pay.invoices_settled,
+                "total_days": kpis.days_to_pay.total_days,
+                "p90_days": kpis.days_to_pay.p90_days,
+                "open_ar": kpis.aging.open_minor,
+                "overdue_ar": kpis.aging.overdue_minor,
+                "aging_90_plus": kpis.aging.buckets_minor["90_plus"],
+            }
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return elapsed, answers
+
+
+async def freshness(
+    settings: MetricsSettings, dsn: str, rate: int, seconds: float
+) -> list[float]:
+    """(d) Produce at ``rate``/s; time until each fact is committed where KPIs read."""
+    await upgrade_async(
+        MIGRATIONS, settings.database_url.get_secret_value(), settings.database_schema
+    )
+    topic = settings.kafka.topic_prefix + "." + topics.LEDGER
+    total = int(rate * seconds)
+    events = [
+        e
+        for _, e in billing_events(2 * total, seed=11)
+        if isinstance(e, InvoiceBalanceChanged)
+    ][:total]
+    records = [_encode(e) for e in events]
+    sent: list[float] = []
+    seen: list[float] = []
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(5)  # let the consumer join its group
+        connection = await asyncpg.connect(
+            dsn, server_settings={"search_path": settings.database_schema}
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+        )
+        await producer.start()
+
+        async def poll() -> None:
+            while len(seen) < total:
+                count = await connection.fetchval(
+                    "SELECT count(*) FROM invoice_snapshots"
+                )
+                now = time.perf_counter()
+                seen.extend([now] * (count - len(seen)))
+                await asyncio.sleep(0.005)
+
+        poller = asyncio.create_task(poll())
+        start = time.perf_counter()
+        for index, (key, value, headers) in enumerate(records):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent.append(time.perf_counter())
+            await producer.send(topic, value=value, key=key, headers=headers)
+        await producer.flush()
+        await asyncio.wait_for(poller, timeout=120)
+        await producer.stop()
+        await connection.close()
+    # The k-th fact committed is matched with the k-th produced: partitions may
+    # reorder by a few records, which shifts single samples, not the percentiles.
+    return sorted(s - p for s, p in zip(seen, sent, strict=True))
+
+
+def _settings(
+    database_url: str, bootstrap: str, prefix: str, schema: str
+) -> MetricsSettings:
+    return MetricsSettings(
+        database_url=database_url,
+        database_schema=schema,
+        database_pool_size=3,
+        kafka=KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url="file:///dev/null",
+        http_port=1,
+        log_format="console",
+        log_level="WARNING",
+    )
+
+
+async def _drop(dsn: str, schemas: list[str]) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        for schema in schemas:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()
+
+
+async def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def main(arguments: argparse.Namespace) -> dict[str, object]:
+    url = arguments.database_url
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    settings = _settings(url, arguments.bootstrap, prefix, f"{prefix}_metrics")
+    await ensure_topics(settings.kafka, [prefix + "." + t for t in topics.ALL])
+    topic = prefix + "." + topics.LEDGER
+
+    generated = list(billing_events(arguments.events))
+    records = [_encode(event) for _, event in generated]
+    produced = await produce_all(arguments.bootstrap, topic, records)
+    count = len(records)
+    print(f"produced {count} events in {produced:.1f} s", flush=True)
+
+    raw = await raw_consume(arguments.bootstrap, topic, count)
+    print(f"(a) raw consume {count / raw:,.0f} events/s", flush=True)
+    report = await rebuild(settings, schema=f"{prefix}_rebuild")
+    print(f"(b) rebuild {count / report.seconds:,.0f} events/s", flush=True)
+    looped = await rebuild(settings, schema=f"{prefix}_looped", via_loop=True)
+    print(f"(b') through the loop {count / looped.seconds:,.0f} events/s", flush=True)
+    assert looped.digest == report.digest, "the two rebuilds stored different facts"
+    loaded, computed, batch = await batch_sql(
+        dsn, f"{prefix}_batch", [_row(kind, e) for kind, e in generated]
+    )
+    print(f"(c) batch: COPY {loaded:.2f} s, SQL {computed:.2f} s", flush=True)
+    rebuilt = settings.model_copy(update={"database_schema": f"{prefix}_rebuild"})
+    read_seconds, answers = await service_answers(rebuilt)
+    agree = all(
+        answers[str(row["currency"])]
+        == {k: v for k, v in row.items() if k != "currency"}
+        for row in batch
+    )
+    print(f"    service read-time compute {read_seconds:.2f} s; agree={agree}")
+    fresh_settings = _settings(
+        url, arguments.bootstrap, prefix + "f", f"{prefix}_fresh"
+    ).model_copy(update={"gauge_refresh_seconds": arguments.gauge_refresh})
+    await ensure_topics(fresh_settings.kafka, [prefix + "f." + t for t in topics.ALL])
+    latencies = await freshness(
+        fresh_settings, dsn, arguments.rate, arguments.freshness_seconds
+    )
+    await _drop(
+        dsn,
+        [f"{prefix}_{n}" for n in ("rebuild", "looped", "batch", "fresh")],
+    )
+    await _delete_topics(arguments.bootstrap, (prefix + ".", prefix + "f."))
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    return {
+        "events": count,
+        "invoices": sum(1 for kind, _ in generated if kind == "balance"),
+        "produce_seconds": round(produced, 2),
+        "raw_consume_events_per_second": round(count / raw),
+        "rebuild_seconds": round(report.seconds, 2),
+        "rebuild_events_per_second": round(count / report.seconds),
+        "rebuild_share_of_raw": round(raw / report.seconds, 3),
+        "incremental_cost_per_event_ms": round(1000 * report.seconds / count, 4),
+        "rebuild_through_loop_seconds": round(looped.seconds, 2),
+        "rebuild_through_loop_events_per_second": round(count / looped.seconds),
+        "rebuild_through_loop_share_of_raw": round(raw / looped.seconds, 3),
+        "live_loop_cost_per_event_ms": round(1000 * looped.seconds / count, 4),
+        "batch_copy_seconds": round(loaded, 2),
+        "batch_sql_seconds": round(computed, 2),
+        "service_read_time_compute_seconds": round(read_seconds, 2),
+        "batch_equals_service": agree,
+        "freshness_rate_per_second": arguments.rate,
+        "freshness_gauge_refresh_seconds": arguments.gauge_refresh,
+        "freshness_samples": len(latencies),
+        "freshness_p50_ms": round(1000 * statistics.median(latencies), 1),
+        "freshness_p99_ms": round(1000 * p99, 1),
+        "freshness_max_ms": round(1000 * latencies[-1], 1),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=int, default=1_000)
+    parser.add_argument("--freshness-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--gauge-refresh",
+        type=float,
+        default=15.0,
+        help="seconds between gauge recomputations during the freshness run",
+    )
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("ARBOR_TEST_KAFKA_BOOTSTRAP", "")
+    )
+    parser.add_argument(
+        "--database-url", default=os.environ.get("ARBOR_TEST_DATABASE_URL", "")
+    )
+    result = asyncio.run(main(parser.parse_args()))
+    print(json.dumps(result, indent=2))
