@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sinks import Sinks
 
 from arbor_cli.demo import ensure_publisher_keys, feed, report
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
@@ -27,6 +28,7 @@ STATE = REPO / ".local"
 COLOURS = ("\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
 _log_pipes: set[asyncio.Task[None]] = set()
+SINKS = Sinks(STATE / "delivered")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ def _script(name: str, command: str, env: dict[str, str] | None = None) -> str:
     )
     if done.returncode != 0:
         sys.exit(f"{name} {command} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout.strip().splitlines()[-1]
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def service_env(
@@ -81,6 +84,7 @@ def service_env(
         f"{p}OIDC_JWKS_URL": issuer.jwks_url,
         f"{p}HTTP_PORT": str(service.port),
         f"{p}LOG_FORMAT": "console",
+        f"{p}LOG_LEVEL": os.environ.get("ARBOR_RUN_LOG_LEVEL", "WARNING"),
         f"{p}CLOCK": os.environ.get("ARBOR_RUN_CLOCK", "event"),
         **_extra_env(service),
     }
@@ -89,6 +93,14 @@ def service_env(
 def _extra_env(service: Service) -> dict[str, str]:
     if service.name == "ingest":
         return {"ARBOR_INGEST_PUBLISHERS": ensure_publisher_keys()}
+    if service.name == "dunning":
+        return {
+            "ARBOR_DUNNING_SMTP_HOST": "127.0.0.1",
+            "ARBOR_DUNNING_SMTP_PORT": str(SINKS.smtp_port),
+            "ARBOR_DUNNING_MAIL_FROM": "collections@arbor.local",
+            "ARBOR_DUNNING_WEBHOOK_URL": f"http://127.0.0.1:{SINKS.webhook_port}/send",
+            "ARBOR_DUNNING_WEBHOOK_SECRET": "local-only-webhook-secret",
+        }
     return {}
 
 
@@ -154,6 +166,7 @@ async def stop_all(processes: list[asyncio.subprocess.Process]) -> None:
 
 async def supervise(arguments: argparse.Namespace) -> None:
     kafka, database = start_infrastructure()
+    SINKS.start()
     issuer = LocalIssuer(STATE / "issuer")
     processes: list[asyncio.subprocess.Process] = []
     stop = asyncio.Event()
@@ -172,6 +185,7 @@ async def supervise(arguments: argparse.Namespace) -> None:
     finally:
         sys.stdout.write("\nstopping the services...\n")
         await stop_all(processes)
+        SINKS.stop()
         if not arguments.keep_infra:
             _script("kafka.sh", "stop")
             _script(
@@ -201,12 +215,19 @@ def print_banner(kafka: str, database: str, issuer: LocalIssuer) -> None:
 async def feed_and_report(
     arguments: argparse.Namespace, issuer: LocalIssuer, stop: asyncio.Event
 ) -> None:
-    """Feed the chosen dataset through ingest, then print KPIs until stopped."""
-    await feed(arguments.dataset, issuer, speed=arguments.speed)
+    """Feed the chosen dataset through ingest while printing KPIs, until stopped."""
+    feeding = asyncio.create_task(
+        feed(arguments.dataset, issuer, speed=arguments.speed)
+    )
     while not stop.is_set():
         await report(issuer)
+        sys.stdout.write(
+            f"reminders delivered: {SINKS.received_mail} e-mails "
+            f"(.local/delivered/mail), {SINKS.received_webhooks} SMS/letters\n"
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), arguments.report_every)
+    feeding.cancel()
 
 
 def main() -> None:

@@ -33,7 +33,10 @@ IMPORTER = Key("erp-exports", "i" * 16 + "0123456789abcdef", ("imports:write",))
 ALL_SCOPES = Key(
     "ops-tools", "o" * 16 + "0123456789abcdef", ("events:write", "imports:write")
 )
-KEYS = (WRITER, IMPORTER, ALL_SCOPES)
+CLOCK = Key(
+    "demo-simulator", "c" * 16 + "0123456789abcdef", ("events:write", "clock:write")
+)
+KEYS = (WRITER, IMPORTER, ALL_SCOPES, CLOCK)
 
 
 def publishers_json(*keys: Key) -> SecretStr:

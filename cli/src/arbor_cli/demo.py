@@ -9,11 +9,12 @@ import sys
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from arbor_cli.publisher import IngestPublisher
+from arbor_cli.publisher import IngestPublisher, PublishStats
 from arbor_cli.simulator import Simulation
 from arbor_shared.local_issuer import LocalIssuer
 
@@ -25,23 +26,29 @@ IBM_CSV = REPO.parent / "shared" / "data" / "ibm-accounts-receivable.csv"
 DEMO_KEY_ID = "demo-simulator"
 
 
+DEMO_SCOPES = ["events:write", "imports:write", "clock:write"]
+
+
 def ensure_publisher_keys() -> str:
-    """The publisher list ingest trusts under ``make run``; made once, kept local."""
-    if not KEYS.exists():
-        KEYS.parent.mkdir(parents=True, exist_ok=True)
-        entry = {
-            "key_id": DEMO_KEY_ID,
-            "secret": secrets.token_hex(32),
-            "scopes": ["events:write", "imports:write"],
-        }
-        KEYS.write_text(json.dumps([entry]))
-        KEYS.chmod(0o600)
+    """The publisher list ingest trusts under ``make run``; the secret is kept local."""
+    entries: list[dict[str, Any]] = (
+        json.loads(KEYS.read_text()) if KEYS.exists() else []
+    )
+    secret = entries[0]["secret"] if entries else secrets.token_hex(32)
+    entry = {"key_id": DEMO_KEY_ID, "secret": secret, "scopes": DEMO_SCOPES}
+    KEYS.parent.mkdir(parents=True, exist_ok=True)
+    KEYS.write_text(json.dumps([entry]))
+    KEYS.chmod(0o600)
     return KEYS.read_text()
 
 
 def _secret() -> str:
     entries: list[dict[str, str]] = json.loads(ensure_publisher_keys())
     return entries[0]["secret"]
+
+
+PROGRESS = PublishStats()
+"""What the running feed has published so far, for the live summary."""
 
 
 async def feed(dataset: str, issuer: LocalIssuer, *, speed: float) -> None:
@@ -52,6 +59,7 @@ async def feed(dataset: str, issuer: LocalIssuer, *, speed: float) -> None:
     simulation = Simulation(customers=2_000, start=date(2025, 1, 1), months=12)
     async with httpx.AsyncClient(base_url=INGEST, timeout=60) as client:
         publisher = IngestPublisher(client, key_id=DEMO_KEY_ID, secret=_secret())
+        publisher.stats = PROGRESS
         sys.stdout.write("feeding a simulated company of 2,000 customers...\n")
         stats = await publisher.publish(simulation.events(), speed=speed)
     sys.stdout.write(
@@ -93,6 +101,10 @@ async def report(issuer: LocalIssuer) -> None:
             sys.stdout.write("metrics is not answering yet\n")
             return
     table = _kpi_table(exposition)
+    sys.stdout.write(
+        f"\nfed {PROGRESS.sent:,} events at {PROGRESS.rate():,.0f}/s; simulated "
+        f"time {PROGRESS.simulated_now or '-'}\n"
+    )
     if not table:
         sys.stdout.write("no KPIs yet\n")
         return

@@ -23,7 +23,7 @@ from arbor_ingest.adapters.tables import accepted_events, business_keys
 from arbor_ingest.domain import identities
 from arbor_ingest.domain.errors import EventRejectedError
 from arbor_ingest.domain.ledger import CustomerLedger
-from arbor_shared.events import Envelope, EventData
+from arbor_shared.events import ClockAdvanced, Envelope, EventData
 from arbor_shared.failpoints import failpoint
 from arbor_shared.kafka.outbox import Outbox
 
@@ -76,7 +76,10 @@ async def accept_many(
     owners = await ledger_store.owners(
         session, {i for item in fresh for i, _ in identities.invoices_named(item.data)}
     )
-    ledgers = await ledger_store.get_many(session, {i.data.customer_id for i in fresh})
+    ledgers = await ledger_store.get_many(
+        session,
+        {i.data.customer_id for i in fresh if not isinstance(i.data, ClockAdvanced)},
+    )
     staged: list[tuple[Envelope, EventData]] = []
     for item in fresh:
         results[item.index] = _apply(item, keys, owners, ledgers, outbox, staged)
@@ -192,7 +195,11 @@ def _apply(
         if _booked_before(item, keys):
             return Acceptance(item.event_id, "duplicate")
         identities.check_owners(data, owners)
-        facts = ledgers[data.customer_id].apply(data, event_id=item.event_id)
+        facts = (
+            []
+            if isinstance(data, ClockAdvanced)  # simulated time: no ledger effect
+            else ledgers[data.customer_id].apply(data, event_id=item.event_id)
+        )
     except EventRejectedError as exc:
         return Acceptance(item.event_id, "rejected", exc.field, exc.reason)
 

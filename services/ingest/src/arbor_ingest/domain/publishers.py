@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 from arbor_ingest.domain.errors import AuthenticationFailedError, PermissionDeniedError
 
-SCOPES = frozenset({"events:write", "imports:write"})
+CLOCK_SCOPE = "clock:write"
+"""Lets a replay or the demo simulator publish simulated time (``ClockAdvanced``)."""
+SCOPES = frozenset({"events:write", "imports:write", CLOCK_SCOPE})
 _KEY_ID = re.compile(r"^[\w.\-]{1,64}$")
 MIN_SECRET_LENGTH = 32
 

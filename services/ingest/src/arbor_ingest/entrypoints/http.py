@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_ingest import handlers
 from arbor_ingest.domain.errors import EventRejectedError
+from arbor_ingest.domain.publishers import CLOCK_SCOPE, Publisher
 from arbor_ingest.entrypoints.auth import EventsWriter
 from arbor_ingest.entrypoints.idempotent import respond
 from arbor_ingest.entrypoints.parsing import (
@@ -74,7 +75,7 @@ async def post_event(
 ) -> JSONResponse:
     """Accept one canonical event; a 2xx means it is committed and will be published."""
     body = await request.body()
-    event_id, data = parse_event(load_json(body))
+    event_id, data = parse_event(load_json(body), clock=_moves_clock(publisher))
 
     async def accept(session: AsyncSession) -> tuple[int, dict[str, Any]]:
         (result,) = await handlers.accept_many(
@@ -107,7 +108,7 @@ async def post_events_batch(
     results: dict[int, dict[str, Any]] = {}
     for n, raw in enumerate(raw_events):
         try:
-            parsed[n] = parse_event(raw, f"events[{n}].")
+            parsed[n] = parse_event(raw, f"events[{n}].", clock=_moves_clock(publisher))
         except InvalidSubmissionError as exc:
             event_id = exc.event_id or _raw_id(raw)
             results[n] = _result(n, event_id, "rejected", exc.problems)
@@ -122,6 +123,10 @@ async def post_events_batch(
         return status.HTTP_200_OK, _summary(results)
 
     return await respond(runtime, publisher, idempotency_key, body, accept)
+
+
+def _moves_clock(publisher: Publisher) -> bool:
+    return CLOCK_SCOPE in publisher.scopes
 
 
 def _events(payload: Any, limit: int) -> list[Any]:

@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from arbor_ingest.entrypoints.schemas import ACCEPTED_TYPES, EventCreate
-from arbor_shared.events import EventData, model_for
+from arbor_shared.events import ClockAdvanced, EventData, model_for
 
 MAX_MINOR = 10**15
 """The largest amount accepted, in minor units: far above any invoice, far below
@@ -55,13 +55,21 @@ def load_json(body: bytes) -> Any:
         ) from None
 
 
-def parse_event(raw: object, prefix: str = "") -> tuple[str, EventData]:
-    """One submitted event as (event id, canonical data)."""
+def parse_event(
+    raw: object, prefix: str = "", *, clock: bool = False
+) -> tuple[str, EventData]:
+    """One submitted event as (event id, canonical data).
+
+    ``ClockAdvanced`` is accepted only with ``clock``: from a publisher allowed to move
+    simulated time (the ``clock:write`` scope).
+    """
     try:
         submission = EventCreate.model_validate(raw)
     except ValidationError as exc:
         raise InvalidSubmissionError(_problems(exc, prefix, EventCreate, ())) from None
-    if submission.type not in ACCEPTED_TYPES:
+    if submission.type not in ACCEPTED_TYPES and not (
+        clock and submission.type == ClockAdvanced.event_type
+    ):
         raise InvalidSubmissionError(
             [Problem(f"{prefix}type", _unknown_type(submission.type), "unknown_type")],
             submission.id,
