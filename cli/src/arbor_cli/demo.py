@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from arbor_cli.publisher import IngestPublisher, PublishStats
 from arbor_cli.simulator import Simulation
 from arbor_shared.local_issuer import LocalIssuer
+from arbor_shared.money import format_amount
 
 REPO = Path(__file__).resolve().parents[3]
 KEYS = REPO / ".local" / "publisher-keys.json"
@@ -108,13 +109,22 @@ async def report(issuer: LocalIssuer) -> None:
     if not table:
         sys.stdout.write("no KPIs yet\n")
         return
-    header = f"{'cohort':<22}{'ccy':<5}{'invoices':>9}{'on-time':>9}{'days to pay':>12}"
+    sizes = {cohort: kpis for (cohort, currency), kpis in table.items() if not currency}
+    header = (
+        f"{'cohort':<22}{'customers':>10}  {'ccy':<5}{'invoices':>9}{'on-time':>9}"
+        f"{'days to pay':>12}{'overdue AR':>16}"
+    )
     rows = [header, "-" * len(header)]
     for (cohort, currency), kpis in sorted(table.items()):
-        on_time = kpis.get("on_time_rate_ratio")
+        if not currency or not kpis.get("invoices_total"):
+            continue
+        customers = sizes.get(cohort, {}).get("cohort_customers")
         rows.append(
-            f"{cohort:<22}{currency:<5}{kpis.get('invoices_total', 0):>9,.0f}"
-            f"{_percent(on_time):>9}{kpis.get('days_to_pay_mean_days', 0):>12.1f}"
+            f"{cohort:<22}{_count(customers):>10}  {currency:<5}"
+            f"{kpis['invoices_total']:>9,.0f}"
+            f"{_percent(kpis.get('on_time_rate_ratio')):>9}"
+            f"{kpis.get('days_to_pay_mean_days', 0):>12.1f}"
+            f"{format_amount(int(kpis.get('overdue_ar_minor', 0)), currency):>16}"
         )
     sys.stdout.write("\n".join(["", "KPIs per cohort:", *rows, ""]) + "\n")
 
@@ -129,6 +139,10 @@ def _kpi_table(exposition: str) -> dict[tuple[str, str], dict[str, float]]:
             key = (labels["cohort"], labels.get("currency", ""))
             table[key][sample.name.removeprefix("arbor_metrics_")] = sample.value
     return table
+
+
+def _count(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
 
 
 def _percent(value: float | None) -> str:
