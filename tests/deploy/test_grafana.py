@@ -10,30 +10,31 @@ parse and return data.
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import socket
-import subprocess
 import threading
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-GRAFANA_DIR = REPO_ROOT / "deploy" / "grafana"
-DASHBOARD_FILES = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
-DATASOURCES_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "arbor.yml"
-RULES_DIR = REPO_ROOT / "deploy" / "prometheus" / "rules"
+from tests.deploy.prometheus import (
+    BUILTIN_VALUES,
+    DASHBOARD_FILES,
+    PanelQuery,
+    PrometheusServer,
+    Target,
+    datasource_uid,
+    load,
+    panel_queries,
+    panels,
+    query_panels,
+    running_prometheus,
+    substitute,
+    used_variables,
+    variables,
+)
 
 # The value each dashboard variable takes when its queries are run. Each must be a
 # label value the exposition below contains (checked by a test).
@@ -44,16 +45,6 @@ VARIABLE_VALUES = {
     "channel": "email",
     "variant": "control",
 }
-# Grafana's own variables. Windows are a few scrape intervals long, as Grafana's
-# $__rate_interval is, so a rate over them always has two samples.
-BUILTIN_VALUES = {"__rate_interval": "15s", "__interval": "5s", "__range": "1h"}
-
-SCRAPE_INTERVAL_SECONDS = 1
-SCRAPES_BEFORE_QUERYING = 4
-PROMETHEUS_START_TIMEOUT_SECONDS = 60.0
-PROMETHEUS_STOP_TIMEOUT_SECONDS = 15.0
-HTTP_TIMEOUT_SECONDS = 10.0
-
 SERVICES = {
     "ingest": "arbor_ingest",
     "segmentation": "arbor_segmentation",
@@ -220,72 +211,6 @@ class _ExpositionHandler(BaseHTTPRequestHandler):
         """Keep the test output free of one line per scrape."""
 
 
-# --- The Prometheus server -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrometheusServer:
-    url: str
-
-    def get(self, path: str, params: list[tuple[str, str]]) -> Any:
-        """GET an API path; Prometheus answers 400 with a JSON body on a bad query."""
-        query = urllib.parse.urlencode(params)
-        try:
-            with urllib.request.urlopen(
-                f"{self.url}{path}?{query}", timeout=HTTP_TIMEOUT_SECONDS
-            ) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as error:
-            with error:
-                return json.load(error)
-
-    def query(self, expr: str) -> Any:
-        return self.get("/api/v1/query", [("query", expr)])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _scrape_config(exposition_port: int) -> dict[str, Any]:
-    targets = [
-        {
-            "targets": [f"127.0.0.1:{exposition_port}"],
-            "labels": {"service": service, "__metrics_path__": f"/{service}/metrics"},
-        }
-        for service in SERVICES
-    ]
-    return {
-        "global": {
-            "scrape_interval": f"{SCRAPE_INTERVAL_SECONDS}s",
-            "evaluation_interval": f"{SCRAPE_INTERVAL_SECONDS}s",
-        },
-        # The real rules too: the dashboards may use what they record.
-        "rule_files": [str(RULES_DIR / "*.yml")],
-        "scrape_configs": [{"job_name": "arbor", "static_configs": targets}],
-    }
-
-
-def _wait_until_scraped(
-    server: PrometheusServer, process: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + PROMETHEUS_START_TIMEOUT_SECONDS
-    check = f'min(count_over_time(up{{job="arbor"}}[1m])) >= {SCRAPES_BEFORE_QUERYING}'
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited during start:\n{log.read_text()}")
-        try:
-            if server.query(check).get("data", {}).get("result"):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass  # not listening yet
-        time.sleep(0.5)
-    pytest.fail(f"prometheus scraped too little in time:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def exposition_port() -> Iterator[int]:
     """Serve every service's test metrics at /<service>/metrics on loopback."""
@@ -306,114 +231,19 @@ def prometheus(
     tmp_path_factory: pytest.TempPathFactory, exposition_port: int
 ) -> Iterator[PrometheusServer]:
     """A Prometheus server that has scraped the test metrics a few times."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is missing: apt-get install -y prometheus")
-    workdir = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(_scrape_config(exposition_port)))
-    log = workdir / "prometheus.log"
-    port = _free_port()
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = PrometheusServer(f"http://127.0.0.1:{port}")
-    try:
-        _wait_until_scraped(server, process, log)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=PROMETHEUS_STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-# --- Reading the dashboards ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PanelQuery:
-    dashboard: str
-    panel: str
-    ref_id: str
-    expr: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.dashboard}:{self.panel}:{self.ref_id}"
-
-
-def _load(path: Path) -> dict[str, Any]:
-    dashboard: dict[str, Any] = json.loads(path.read_text())
-    return dashboard
-
-
-def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every panel, including those folded inside collapsed rows."""
-    panels: list[dict[str, Any]] = []
-    for panel in dashboard["panels"]:
-        panels.append(panel)
-        panels.extend(panel.get("panels", []))
-    return panels
-
-
-def _query_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    return [panel for panel in _panels(dashboard) if panel["type"] != "row"]
-
-
-def _variables(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    variables: list[dict[str, Any]] = dashboard.get("templating", {}).get("list", [])
-    return variables
-
-
-def _panel_queries() -> list[PanelQuery]:
-    return [
-        PanelQuery(path.stem, panel["title"], target["refId"], target["expr"])
-        for path in DASHBOARD_FILES
-        for panel in _query_panels(_load(path))
-        for target in panel["targets"]
+    targets = [
+        Target(service, f"127.0.0.1:{exposition_port}", f"/{service}/metrics")
+        for service in SERVICES
     ]
-
-
-_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
-
-
-def _used_variables(text: str) -> set[str]:
-    return {next(g for g in m.groups() if g) for m in _VARIABLE.finditer(text)}
-
-
-def _substitute(text: str) -> str:
-    values = VARIABLE_VALUES | BUILTIN_VALUES
-
-    def value(match: re.Match[str]) -> str:
-        return values[next(g for g in match.groups() if g)]
-
-    return _VARIABLE.sub(value, text)
-
-
-def _datasource_uid() -> str:
-    provisioned = yaml.safe_load(DATASOURCES_FILE.read_text())["datasources"]
-    (prometheus,) = [d for d in provisioned if d["type"] == "prometheus"]
-    uid: str = prometheus["uid"]
-    return uid
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), targets) as server:
+        yield server
 
 
 # --- Structure -------------------------------------------------------------------
 
 
 def test_every_metric_the_services_expose_is_on_a_dashboard() -> None:
-    expressions = " ".join(query.expr for query in _panel_queries())
+    expressions = " ".join(query.expr for query in panel_queries())
     # Pipeline metrics are selected across services by their name's tail.
     pipeline = [
         "events_consumed_total",
@@ -442,7 +272,7 @@ def test_every_metric_the_services_expose_is_on_a_dashboard() -> None:
 
 
 def test_dashboards_exist_and_their_uids_are_unique() -> None:
-    uids = [_load(path)["uid"] for path in DASHBOARD_FILES]
+    uids = [load(path)["uid"] for path in DASHBOARD_FILES]
 
     assert len(DASHBOARD_FILES) >= 4
     assert len(set(uids)) == len(uids)
@@ -450,8 +280,8 @@ def test_dashboards_exist_and_their_uids_are_unique() -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda path: path.stem)
 def test_dashboard_has_uid_title_and_unique_panel_ids(path: Path) -> None:
-    dashboard = _load(path)
-    ids = [panel["id"] for panel in _panels(dashboard)]
+    dashboard = load(path)
+    ids = [panel["id"] for panel in panels(dashboard)]
 
     assert re.fullmatch(r"[a-z0-9-]{1,40}", dashboard["uid"])
     assert dashboard["title"].startswith("Arbor / ")
@@ -461,7 +291,7 @@ def test_dashboard_has_uid_title_and_unique_panel_ids(path: Path) -> None:
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda path: path.stem)
 def test_panels_fit_the_grid_without_overlapping(path: Path) -> None:
     occupied: set[tuple[int, int]] = set()
-    for panel in _panels(_load(path)):
+    for panel in panels(load(path)):
         grid = panel["gridPos"]
         assert min(grid["w"], grid["h"]) >= 1, panel["title"]
         assert min(grid["x"], grid["y"]) >= 0, panel["title"]
@@ -477,8 +307,8 @@ def test_panels_fit_the_grid_without_overlapping(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda path: path.stem)
 def test_every_panel_queries_the_provisioned_prometheus(path: Path) -> None:
-    expected = {"type": "prometheus", "uid": _datasource_uid()}
-    for panel in _query_panels(_load(path)):
+    expected = {"type": "prometheus", "uid": datasource_uid()}
+    for panel in query_panels(load(path)):
         assert panel["datasource"] == expected, panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
@@ -488,14 +318,14 @@ def test_every_panel_queries_the_provisioned_prometheus(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda path: path.stem)
 def test_every_variable_a_panel_uses_is_defined(path: Path) -> None:
-    dashboard = _load(path)
-    defined = {variable["name"] for variable in _variables(dashboard)}
-    texts = [panel["title"] for panel in _panels(dashboard)] + [
+    dashboard = load(path)
+    defined = {variable["name"] for variable in variables(dashboard)}
+    texts = [panel["title"] for panel in panels(dashboard)] + [
         target["expr"]
-        for panel in _query_panels(dashboard)
+        for panel in query_panels(dashboard)
         for target in panel["targets"]
     ]
-    used = {name for text in texts for name in _used_variables(text)}
+    used = {name for text in texts for name in used_variables(text)}
 
     assert used - set(BUILTIN_VALUES) <= defined
     assert defined <= set(VARIABLE_VALUES), "a variable the tests cannot fill in"
@@ -503,8 +333,8 @@ def test_every_variable_a_panel_uses_is_defined(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda path: path.stem)
 def test_variables_query_the_provisioned_prometheus(path: Path) -> None:
-    expected = {"type": "prometheus", "uid": _datasource_uid()}
-    for variable in _variables(_load(path)):
+    expected = {"type": "prometheus", "uid": datasource_uid()}
+    for variable in variables(load(path)):
         assert variable["type"] == "query"
         assert variable["datasource"] == expected
         assert re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
@@ -513,21 +343,23 @@ def test_variables_query_the_provisioned_prometheus(path: Path) -> None:
 # --- Queries against Prometheus --------------------------------------------------
 
 
-@pytest.mark.parametrize("query", _panel_queries(), ids=lambda query: query.id)
+@pytest.mark.parametrize("query", panel_queries(), ids=lambda query: query.id)
 def test_panel_query_parses_and_returns_data(
     prometheus: PrometheusServer, query: PanelQuery
 ) -> None:
-    answer = prometheus.query(_substitute(query.expr))
+    answer = prometheus.query(substitute(query.expr, VARIABLE_VALUES))
 
     assert answer["status"] == "success", answer.get("error")
-    assert answer["data"]["result"], f"no data for {_substitute(query.expr)}"
+    assert answer["data"]["result"], (
+        f"no data for {substitute(query.expr, VARIABLE_VALUES)}"
+    )
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda path: path.stem)
 def test_variable_values_include_the_value_the_tests_use(
     prometheus: PrometheusServer, path: Path
 ) -> None:
-    for variable in _variables(_load(path)):
+    for variable in variables(load(path)):
         match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
         assert match is not None
         selector, label = match.groups()
