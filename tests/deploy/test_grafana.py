@@ -182,7 +182,7 @@ def _dunning_lines(prefix: str, n: int) -> list[str]:
         ({"step": step, "channel": channel, "outcome": outcome, "variant": variant}, n)
         for step in ("reminder_1", "reminder_2", "final_notice")
         for channel in ("email", "sms")
-        for outcome in ("sent", "cancelled", "skipped")
+        for outcome in ("sent", "cancelled", "missed", "deferred")
         for variant in ("control", "early_discount")
     ]
     recovered: Samples = [({"currency": cur}, 5000 * n) for cur in CURRENCIES]

@@ -57,3 +57,5 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     # our own loops report the consequence once, at the right level.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # cel-python logs every compiled expression at INFO.
+    logging.getLogger("celpy").setLevel(logging.WARNING)

@@ -241,7 +241,7 @@ async def close_settled(
         .where(invoices.c.invoice_id == event.invoice_id)
         .values(balance_minor=0, status="settled")
     )
-    await planning.stop(
+    halted = await planning.stop(
         ctx.session,
         ctx.outbox,
         invoice,
@@ -249,6 +249,8 @@ async def close_settled(
         ctx.clock.now(),
         pause=False,
     )
+    for step, channel, variant in halted:
+        metrics.action(step, channel, "cancelled", variant)
     if invoice.contacted and event.settled_by == "payment" and invoice.status == "open":
         metrics.recovered.labels(event.currency).inc(invoice.balance_minor)
 

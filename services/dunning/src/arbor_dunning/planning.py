@@ -205,15 +205,18 @@ async def stop(
     now: datetime,
     *,
     pause: bool,
-) -> int:
-    """Cancel (or pause) every step not yet handed over; return how many."""
+) -> list[tuple[str, str, str | None]]:
+    """Cancel (or pause) every step not yet handed over; return them.
+
+    Each stopped step is returned as (step, channel, variant), for the metrics.
+    """
     waiting = ("planned",) if pause else ("planned", "paused")
     stopped = (
         await session.execute(
             sa.update(steps)
             .where(steps.c.invoice_id == invoice.invoice_id, steps.c.state.in_(waiting))
             .values(state="paused" if pause else "cancelled", cancel_reason=reason)
-            .returning(steps.c.step)
+            .returning(steps.c.step, steps.c.channel, steps.c.variant)
         )
     ).all()
     # A decision not yet handed to a transport is withdrawn too: it is not sent.
@@ -225,7 +228,7 @@ async def stop(
                 contacts.c.state == "decided",
             )
             .values(state="cancelled")
-            .returning(contacts.c.step, contacts.c.policy_version)
+            .returning(contacts.c.step, contacts.c.policy_version, contacts.c.channel)
         )
     ).all()
     for row in withdrawn:
@@ -238,7 +241,9 @@ async def stop(
             )
             .values(state="paused" if pause else "cancelled", cancel_reason=reason)
         )
-    names = [r.step for r in stopped] + [r.step for r in withdrawn]
+    halted = [(r.step, r.channel, r.variant) for r in stopped]
+    halted += [(r.step, r.channel, None) for r in withdrawn]
+    names = [step for step, _channel, _variant in halted]
     events = [
         ReminderCancelled(
             customer_id=invoice.customer_id,
@@ -250,7 +255,7 @@ async def stop(
         for name in names
     ]
     await outbox.publish_many(session, [(outbox.envelope(e), e) for e in events])
-    return len(names)
+    return halted
 
 
 async def resume(session: AsyncSession, outbox: Outbox, invoice: Invoice) -> int:

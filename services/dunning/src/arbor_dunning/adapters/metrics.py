@@ -17,7 +17,8 @@ class DunningMetrics:
         return cls(
             actions=Counter(
                 "arbor_dunning_actions_total",
-                "Dunning actions by step, channel, outcome and experiment variant",
+                "Dunning actions by step, channel, outcome and experiment variant; "
+                "outcome cancelled counts steps a settlement stopped before sending",
                 ["step", "channel", "outcome", "variant"],
                 registry=registry,
             ),
