@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import prometheus
 from sinks import Sinks
 
 from arbor_cli.demo import ensure_publisher_keys, feed, report
@@ -29,6 +30,7 @@ COLOURS = ("\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m
 RESET = "\033[0m"
 _log_pipes: set[asyncio.Task[None]] = set()
 SINKS = Sinks(STATE / "delivered")
+PROMETHEUS_PORT = int(os.environ.get("ARBOR_RUN_PROMETHEUS_PORT", "9090"))
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ async def supervise(arguments: argparse.Namespace) -> None:
     SINKS.start()
     issuer = LocalIssuer(STATE / "issuer")
     processes: list[asyncio.subprocess.Process] = []
+    scraper: subprocess.Popen[bytes] | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -178,13 +181,19 @@ async def supervise(arguments: argparse.Namespace) -> None:
             env = service_env(service, kafka, database, issuer)
             processes.append(await start_service(service, env, colour))
         await asyncio.gather(*(wait_ready(s) for s in SERVICES))
-        print_banner(kafka, database, issuer)
+        scraper = prometheus.start(
+            STATE / "prometheus", {s.name: s.port for s in SERVICES}, PROMETHEUS_PORT
+        )
+        print_banner(kafka, database, issuer, with_prometheus=scraper is not None)
         feeder = asyncio.create_task(feed_and_report(arguments, issuer, stop))
         await stop.wait()
         feeder.cancel()
     finally:
         sys.stdout.write("\nstopping the services...\n")
         await stop_all(processes)
+        if scraper is not None:
+            scraper.terminate()
+            scraper.wait(30)
         SINKS.stop()
         if not arguments.keep_infra:
             _script("kafka.sh", "stop")
@@ -193,8 +202,16 @@ async def supervise(arguments: argparse.Namespace) -> None:
             )
 
 
-def print_banner(kafka: str, database: str, issuer: LocalIssuer) -> None:
+def print_banner(
+    kafka: str, database: str, issuer: LocalIssuer, *, with_prometheus: bool
+) -> None:
     token = issuer.mint("operator@local", roles=("operator",))
+    scraping = (
+        f"http://127.0.0.1:{PROMETHEUS_PORT}/graph  (alert rules loaded; try "
+        "arbor_metrics_on_time_rate_ratio)"
+        if with_prometheus
+        else "not installed (apt-get install prometheus)"
+    )
     lines = [
         "",
         "Arbor is running.",
@@ -204,6 +221,8 @@ def print_banner(kafka: str, database: str, issuer: LocalIssuer) -> None:
         ),
         f"  Kafka         {kafka}",
         f"  PostgreSQL    {database}",
+        f"  Prometheus    {scraping}",
+        "  KPIs (JSON)   http://127.0.0.1:8004/v1/kpis  (operator token below)",
         f"  operator token (12 h): {token[:24]}... (full: .local/operator.token)",
         "  Ctrl-C stops everything.",
         "",
