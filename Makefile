@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 UV ?= uv
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help install run test test-fast lint format bench infra-up infra-down clean
 
@@ -32,8 +33,8 @@ format: ## apply ruff's formatting and safe fixes
 	@$(UV) run ruff format .
 	@$(UV) run ruff check --fix .
 
-bench: install ## run the benchmarks under bench/ and refresh their READMEs
-	@$(UV) run python bench/run_all.py
+bench: install ## run the benchmarks under bench/ one after another
+	@$(UV) run python bench/run_all.py $(BENCH_ARGS)
 
 infra-up: install ## start only Kafka and PostgreSQL (for running services by hand)
 	@bash deploy/local/kafka.sh start
