@@ -54,7 +54,7 @@ async def test_crash_between_commit_and_answer_then_retry_yields_one_event(
         await ingest.wait_ready()
         async with ingest_client(ingest) as client:
             retry = await _post(client)
-        await eventually(lambda: outbox_drained(ingest))
+        await eventually(outbox_drained(ingest, namespace))
         published = await topic_ce_ids(
             namespace.kafka.bootstrap, invoices_topic(namespace)
         )
