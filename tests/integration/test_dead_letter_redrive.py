@@ -98,7 +98,8 @@ async def _has(runtime: ServiceRuntime, expected: dict[str, int]) -> bool:
 async def _not_addressed(runtime: ServiceRuntime) -> float:
     return sum(
         sample.value
-        for sample in runtime.metrics.consumed.collect()[0].samples
+        for family in runtime.metrics.consumed.collect()
+        for sample in family.samples
         if sample.name.endswith("_total")
         and sample.labels["outcome"] == "not_addressed"
     )
