@@ -4,6 +4,10 @@ Tokens are verified against the identity provider's JWKS with a fixed algorithm 
 issuer, audience and required expiry. The key type must match the algorithm, so an
 HS256 token signed with an RSA public key (the algorithm-confusion attack) and
 ``alg=none`` tokens are refused before any signature check.
+
+A token that passed every check is remembered, keyed by the whole token, until its
+``exp``: the same bytes verify the same way again, so repeating the RSA check and the
+claim checks on every request buys nothing. Failures are never remembered.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import httpx
@@ -27,6 +34,9 @@ ALGORITHMS = ("RS256", "ES256")
 OPERATOR_ROLE = "operator"
 _REFRESH_AFTER_SECONDS = 300
 _MIN_REFETCH_SECONDS = 10
+LEEWAY_SECONDS = 30
+# About 2 KB per entry (token, claims, principal): 10,000 live tokens hold 20 MB.
+MAX_CACHED_TOKENS = 10_000
 
 
 class InvalidTokenError(Exception):
@@ -39,7 +49,7 @@ class Principal:
 
     subject: str
     roles: frozenset[str]
-    claims: dict[str, Any]
+    claims: Mapping[str, Any]
 
     @property
     def is_operator(self) -> bool:
@@ -86,16 +96,80 @@ async def _load_jwks(url: str) -> dict[str, Any]:
         return fetched
 
 
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What a successful verification found: who, with which key, valid until when."""
+
+    principal: Principal
+    kid: str
+    key: jwt.PyJWK
+    expires_at: float
+
+
+class VerifiedTokenCache:
+    """Verified tokens by their full text, least recently used dropped first."""
+
+    def __init__(self, max_size: int = MAX_CACHED_TOKENS) -> None:
+        self._max_size = max_size
+        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, now: float) -> VerifiedToken | None:
+        """The entry for exactly ``token`` while ``now`` is before its ``exp``."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        # No leeway here: a cached verdict never outlives the token's own expiry;
+        # past it the token goes through the full check again.
+        if now >= entry.expires_at:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return entry
+
+    def put(self, token: str, entry: VerifiedToken) -> None:
+        self._entries[token] = entry
+        self._entries.move_to_end(token)
+        if len(self._entries) > self._max_size:
+            self._entries.popitem(last=False)
+
+
 class TokenVerifier:
     """Verifies bearer tokens for one issuer and audience."""
 
-    def __init__(self, *, issuer: str, audience: str, jwks_url: str) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks_url: str,
+        leeway_seconds: float = LEEWAY_SECONDS,
+        cache: VerifiedTokenCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._issuer = issuer
         self._audience = audience
+        self._leeway = leeway_seconds
         self._keys = JwksKeys(jwks_url)
+        # One cache per verifier: an entry only ever answers for this issuer and
+        # audience, so a token accepted elsewhere is never accepted here by it.
+        self._cache = cache if cache is not None else VerifiedTokenCache()
+        self._clock = clock
 
     async def verify(self, token: str) -> Principal:
         """Return the principal of a valid token or raise InvalidTokenError."""
+        cached = self._cache.get(token, self._clock())
+        # The signing key is looked up again: a key the issuer withdrew or rotated
+        # since the token was checked sends the token through the full check.
+        if cached is not None and await self._keys.get(cached.kid) is cached.key:
+            return cached.principal
+        verified = await self._verify(token)
+        self._cache.put(token, verified)
+        return verified.principal
+
+    async def _verify(self, token: str) -> VerifiedToken:
         header = _unverified_header(token)
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
@@ -106,25 +180,31 @@ class TokenVerifier:
         key = await self._keys.get(kid)
         if key.algorithm_name != algorithm:
             raise InvalidTokenError(f"key {kid!r} is not a {algorithm} key")
-        return self._decode(token, key, algorithm)
+        claims = self._decode(token, key, algorithm)
+        return VerifiedToken(_principal(claims), kid, key, float(claims["exp"]))
 
-    def _decode(self, token: str, key: jwt.PyJWK, algorithm: str) -> Principal:
+    def _decode(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
                 audience=self._audience,
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-                leeway=30,
+                leeway=self._leeway,
             )
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(str(exc)) from exc
-        roles = claims.get("roles", [])
-        if not isinstance(roles, list):
-            raise InvalidTokenError("the roles claim must be a list")
-        return Principal(str(claims["sub"]), frozenset(map(str, roles)), claims)
+        return claims
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list):
+        raise InvalidTokenError("the roles claim must be a list")
+    subject, frozen = str(claims["sub"]), MappingProxyType(claims)
+    return Principal(subject, frozenset(map(str, roles)), frozen)
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
