@@ -9,7 +9,7 @@ rest.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -21,6 +21,7 @@ from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError, TranspilerTree
 from lark import Tree
 
+from arbor_segmentation.domain.compiled import UndecidedError, compile_rule
 from arbor_segmentation.domain.errors import DefinitionInvalidError, Problem
 from arbor_segmentation.domain.features import (
     CustomerState,
@@ -60,13 +61,23 @@ class Rule:
         return tuple(sorted(_identifiers(tree)))
 
     @cached_property
+    def _compiled(self) -> Callable[[Features], bool] | None:
+        return compile_rule(_ENVIRONMENT.compile(self.expression), FEATURE_TYPES)
+
+    @cached_property
     def _memo(self) -> dict[tuple[FeatureValue, ...], bool]:
         return {}
 
     def holds(self, values: Features) -> bool:
         """Whether the rule holds; an evaluation error means it does not."""
+        compiled = self._compiled
+        if compiled is not None:
+            try:
+                return compiled(values)
+            except UndecidedError:
+                pass
         # CEL is pure, so a rule's answer depends only on the values it names; many
-        # customers share them, and celpy's per-call cost dominates a re-score.
+        # customers share them, and celpy's per-call cost is high.
         key = tuple(values[name] for name in self.features_used)
         known = self._memo.get(key)
         if known is None:
