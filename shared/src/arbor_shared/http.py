@@ -69,7 +69,13 @@ def create_service_app(
         app.include_router(router)
     app.add_middleware(TransientFailuresAs503)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # One server span per request; the per-message "http send"/"http receive"
+    # child spans say nothing the server span does not, at a tenth of request CPU.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],
+    )
     # The instrumentation declares support up to SQLAlchemy 2.0 only; the engine
     # events it hooks are unchanged in 2.1, so its version gate is skipped.
     SQLAlchemyInstrumentor().instrument(
