@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from arbor_portal.adapters.tables import (
     balances,
@@ -33,17 +34,33 @@ class InvoiceFilter:
     overdue_before: date | None = None
 
 
+def read_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read, each statement committed on its own.
+
+    At READ COMMITTED every statement already sees its own snapshot, so wrapping a
+    read-only request in a transaction adds only the BEGIN and ROLLBACK round trips.
+    """
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(autocommit, expire_on_commit=False)
+
+
+# Statements built once with bind parameters: SQLAlchemy then finds the compiled
+# form from the statement it memoised instead of building and keying a new one for
+# every request.
+_ACCOUNT_FOR_SUBJECT = (
+    sa.select(identities.c.customer_id, customers.c.time_zone)
+    .select_from(identities)
+    .outerjoin(customers, customers.c.customer_id == identities.c.customer_id)
+    .where(identities.c.subject == sa.bindparam("subject"))
+)
+
+
 async def account_for_subject(
     session: AsyncSession, subject: str
 ) -> tuple[str, str | None] | None:
     """The customer a token subject is linked to and its time zone, in one trip."""
-    query = (
-        sa.select(identities.c.customer_id, customers.c.time_zone)
-        .select_from(identities)
-        .outerjoin(customers, customers.c.customer_id == identities.c.customer_id)
-        .where(identities.c.subject == subject)
-    )
-    row = (await session.execute(query)).first()
+    result = await session.execute(_ACCOUNT_FOR_SUBJECT, {"subject": subject})
+    row = result.first()
     return (row.customer_id, row.time_zone) if row is not None else None
 
 
@@ -86,33 +103,73 @@ async def list_invoices(
     limit: int,
 ) -> Sequence[Row]:
     """Newest first by issue date, then id; keyset pagination after ``after``."""
-    query = sa.select(invoices).where(invoices.c.customer_id == customer_id)
-    for condition in _invoice_conditions(where):
-        query = query.where(condition)
-    if after is not None:
-        key = sa.tuple_(invoices.c.issue_date, invoices.c.invoice_id)
-        query = query.where(key < sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
-    query = query.order_by(
-        invoices.c.issue_date.desc(), invoices.c.invoice_id.desc()
-    ).limit(limit)
-    return (await session.execute(query)).mappings().all()
+    query = _invoice_page(
+        has_status=where.status is not None,
+        overdue=where.overdue_before is not None,
+        has_from=where.issued_from is not None,
+        has_to=where.issued_to is not None,
+        has_after=after is not None,
+    )
+    values: dict[str, Any] = {
+        "customer_id": customer_id,
+        "status": where.status,
+        "overdue_before": where.overdue_before,
+        "issued_from": where.issued_from,
+        "issued_to": where.issued_to,
+        "after_date": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "limit": limit,
+    }
+    return (await session.execute(query, values)).mappings().all()
 
 
-def _invoice_conditions(where: InvoiceFilter) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = []
-    if where.status is not None:
-        conditions.append(invoices.c.status == where.status)
-    if where.overdue_before is not None:
-        conditions += [
+# A list shows no invoice lines, so their JSON is neither sent nor decoded.
+_SUMMARY_COLUMNS = (
+    invoices.c.invoice_id,
+    invoices.c.number,
+    invoices.c.currency,
+    invoices.c.amount_minor,
+    invoices.c.balance_minor,
+    invoices.c.status,
+    invoices.c.issue_date,
+    invoices.c.due_date,
+    invoices.c.settled_date,
+)
+
+
+@functools.cache
+def _invoice_page(
+    *, has_status: bool, overdue: bool, has_from: bool, has_to: bool, has_after: bool
+) -> sa.Select[*tuple[Any, ...]]:
+    # One statement per combination of filters (at most 32), each built once.
+    query = sa.select(*_SUMMARY_COLUMNS).where(
+        invoices.c.customer_id == sa.bindparam("customer_id")
+    )
+    if has_status:
+        query = query.where(invoices.c.status == sa.bindparam("status"))
+    if overdue:
+        query = query.where(
             invoices.c.status == "open",
-            invoices.c.due_date < where.overdue_before,
+            invoices.c.due_date < sa.bindparam("overdue_before", type_=sa.Date),
             sa.func.coalesce(invoices.c.balance_minor, invoices.c.amount_minor) > 0,
-        ]
-    if where.issued_from is not None:
-        conditions.append(invoices.c.issue_date >= where.issued_from)
-    if where.issued_to is not None:
-        conditions.append(invoices.c.issue_date <= where.issued_to)
-    return conditions
+        )
+    if has_from:
+        query = query.where(
+            invoices.c.issue_date >= sa.bindparam("issued_from", type_=sa.Date)
+        )
+    if has_to:
+        query = query.where(
+            invoices.c.issue_date <= sa.bindparam("issued_to", type_=sa.Date)
+        )
+    if has_after:
+        key = sa.tuple_(invoices.c.issue_date, invoices.c.invoice_id)
+        after = sa.tuple_(
+            sa.bindparam("after_date", type_=sa.Date),
+            sa.bindparam("after_id", type_=sa.Text),
+        )
+        query = query.where(key < after)
+    order = (invoices.c.issue_date.desc(), invoices.c.invoice_id.desc())
+    return query.order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 async def invoice_activity(

@@ -17,13 +17,13 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Query, Request, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from arbor_portal.adapters import readmodel
 from arbor_portal.domain.errors import RuleViolationError, UnlinkedIdentityError
 from arbor_portal.domain.ratelimit import RateLimiter, retry_after_seconds
 from arbor_portal.handlers.actions import Actor
-from arbor_shared.auth import Caller
+from arbor_shared.auth import Caller, Principal
 from arbor_shared.http import Runtime
 
 
@@ -36,15 +36,19 @@ class Account:
     session: AsyncSession
 
 
-async def _session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.read_sessions
+    async with sessions() as session:
+        yield session
+
+
+async def _write_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
     async with runtime.sessions() as session:
         yield session
 
 
-async def _account(
-    request: Request,
-    caller: Caller,
-    session: Annotated[AsyncSession, Depends(_session)],
+async def _resolve(
+    request: Request, caller: Principal, session: AsyncSession
 ) -> Account:
     found = await readmodel.account_for_subject(session, caller.subject)
     if found is None:
@@ -61,15 +65,33 @@ async def _account(
     return Account(customer_id, time_zone, session)
 
 
-CustomerAccount = Annotated[Account, Depends(_account)]
-"""The caller's account, from the token; 401, 403 or 429 otherwise.
+async def _account(
+    request: Request,
+    caller: Caller,
+    session: Annotated[AsyncSession, Depends(_read_session)],
+) -> Account:
+    return await _resolve(request, caller, session)
 
-One session serves the whole request: the identity lookup and the route's queries
-share a connection, which halves the round trips of a list request.
+
+async def _acting_account(
+    request: Request,
+    caller: Caller,
+    session: Annotated[AsyncSession, Depends(_write_session)],
+) -> Account:
+    return await _resolve(request, caller, session)
+
+
+CustomerAccount = Annotated[Account, Depends(_account)]
+"""The caller's account, for routes that only read; 401, 403 or 429 otherwise.
+
+One session serves the whole request, without a transaction: the identity lookup
+and the route's queries share a connection and each statement commits on its own.
 """
 
 
-async def _actor(account: CustomerAccount, runtime: Runtime) -> AsyncIterator[Actor]:
+async def _actor(
+    account: Annotated[Account, Depends(_acting_account)], runtime: Runtime
+) -> AsyncIterator[Actor]:
     yield Actor(account.customer_id, account.session, runtime.outbox, runtime.clock)
     # Reached only when the route returned: an error skips the commit and the
     # session's close rolls the whole action back, event included.
