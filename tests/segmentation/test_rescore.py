@@ -11,9 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from arbor_segmentation.adapters import definitions
 from arbor_segmentation.adapters.definitions import Activation, DefinitionCache
+from arbor_segmentation.adapters.moves import MoveCounter
 from arbor_segmentation.adapters.tables import membership_history
 from arbor_segmentation.domain.prediction import LatePaymentModel
-from arbor_segmentation.handlers import MoveCounter, Segmenter
+from arbor_segmentation.handlers import Segmenter
 from arbor_shared import topics
 from arbor_shared.runtime import ServiceRuntime
 from tests.segmentation.conftest import Start, customer

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from arbor_segmentation.adapters.definitions import DefinitionCache
+from arbor_segmentation.adapters.moves import MoveCounter
 from arbor_segmentation.adapters.tables import messaging
 from arbor_segmentation.config import SegmentationSettings
 from arbor_segmentation.domain.errors import SegmentationError
 from arbor_segmentation.domain.prediction import LatePaymentModel
 from arbor_segmentation.entrypoints.http import domain_error, router
 from arbor_segmentation.entrypoints.workers import Workers
-from arbor_segmentation.handlers import MoveCounter, Segmenter
+from arbor_segmentation.handlers import Segmenter
 from arbor_shared import topics
 from arbor_shared.http import create_service_app
 from arbor_shared.runtime import ServiceRuntime

@@ -1,21 +1,27 @@
 """Segmentation's reactions: events, fired due-date timers and re-scores.
 
-Each reaction runs inside the caller's transaction, locks the customer's state row
-first (so the consumer, the timer loop and a re-score never decide for the same
-customer at once), and publishes through the outbox in that same transaction.
+Each reaction decides for many customers inside the caller's transaction: it locks
+their state rows first, in id order (so the consumer, the timer loop and a re-score
+never decide for the same customer at once), decides in memory, and stages its
+writes and events in :class:`Changes`, written with one statement per table and
+published through the outbox in that same transaction. Consumed events are queued
+per batch and applied just before the batch's transaction commits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arbor_segmentation.adapters import definitions, repository
+from arbor_segmentation.adapters import deferred, definitions, repository
+from arbor_segmentation.adapters.changes import Changes
 from arbor_segmentation.adapters.definitions import Activation, DefinitionCache
+from arbor_segmentation.adapters.moves import MoveCounter
 from arbor_segmentation.domain import engine
 from arbor_segmentation.domain.features import CustomerState, features, timers
 from arbor_segmentation.domain.membership import Membership, decide
@@ -26,41 +32,49 @@ from arbor_segmentation.domain.prediction import (
 )
 from arbor_segmentation.domain.rules import Definition
 from arbor_shared.events import CohortChanged, EventData, InvoiceRiskAssessed
+from arbor_shared.events.envelope import Envelope
+from arbor_shared.kafka.classify import is_transient
 from arbor_shared.kafka.consumer import Context, Handler
 from arbor_shared.kafka.outbox import Outbox
+from arbor_shared.telemetry import current_traceparent
 
 logger = logging.getLogger(__name__)
 
+_BATCH = "arbor_segmentation.batch"
+_MAX_REJECTED = 1000
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A consumed event waiting for the end of its batch."""
+
+    event: EventData
+    envelope: Envelope
+    now: datetime
+    trace_parent: str | None
+
 
 @dataclass
-class MoveCounter:
-    """Counts moves once their transaction commits, so retries never double count."""
+class _Work:
+    """One transaction's customers and everything decided for them so far."""
 
-    counter: Counter
-    _pending: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+    states: dict[str, CustomerState]
+    memberships: dict[str, Membership]
+    definition: Definition | None
+    changes: Changes
+    examples: dict[str, engine.Example] = field(default_factory=dict)
+    moves: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
 
-    @classmethod
-    def create(cls, registry: CollectorRegistry) -> MoveCounter:
-        return cls(
-            Counter(
-                "cohort_moves_total",
-                "Customers that moved from one cohort to another",
-                ["from_cohort", "to_cohort"],
-                namespace="arbor_segmentation",
-                registry=registry,
-            )
-        )
+    def state(self, customer_id: str) -> CustomerState:
+        """The customer's state; a fresh one if it is unknown."""
+        found = self.states.get(customer_id)
+        if found is None:
+            found = self.states[customer_id] = CustomerState(customer_id)
+        return found
 
-    def stage(self, customer_id: str, version: int, from_: str, to: str) -> None:
-        self._pending[(customer_id, version)] = (from_, to)
 
-    async def flush(self) -> None:
-        for from_cohort, to_cohort in self._pending.values():
-            self.counter.labels(from_cohort=from_cohort, to_cohort=to_cohort).inc()
-        self._pending.clear()
-
-    def discard(self) -> None:
-        self._pending.clear()
+class _EventRejectedError(Exception):
+    """An event its handler cannot apply; the batch is retried to dead-letter it."""
 
 
 @dataclass
@@ -71,6 +85,7 @@ class Segmenter:
     cache: DefinitionCache
     moves: MoveCounter
     _examples: dict[str, engine.Example] = field(default_factory=dict)
+    _rejected: dict[str, Exception] = field(default_factory=dict)
 
     async def after_commit(self) -> None:
         """Count the committed moves and learn the committed settlements."""
@@ -86,36 +101,19 @@ class Segmenter:
         return {model.event_type: self.on_event for model in engine.UPDATES}
 
     async def on_event(self, ctx: Context, event: EventData) -> None:
-        """Update the customer's features, re-assess its invoices, re-evaluate it."""
-        now = ctx.clock.now()
-        state = await repository.load_state(ctx.session, event.customer_id)
-        timers_before = timers(state, now)
-        applied = engine.apply(
-            state,
-            event,
-            at=ctx.envelope.time,
-            as_of=now,
-            model=self.model,
-            defer_learning=True,
-        )
-        if applied.example is not None:
-            self._examples[applied.example.invoice_id] = applied.example
-        if not applied.changed:
-            logger.debug(
-                "event %s (%s) changed nothing for customer %s",
-                ctx.envelope.id,
-                ctx.envelope.type,
-                event.customer_id,
+        """Queue the event; its batch is applied just before the batch commits."""
+        rejected = self._rejected.pop(ctx.envelope.id, None)
+        if rejected is not None:
+            # Raised from the handler, the loop dead-letters the event.
+            raise rejected
+        batch, new = deferred.kept(ctx.session, _BATCH, list)
+        if new:
+            outbox = ctx.outbox
+            deferred.before_commit(
+                ctx.session, lambda: self._apply_batch(ctx.session, outbox, batch)
             )
-            return
-        await repository.save_state(ctx.session, state, now)
-        if (wanted := timers(state, now)) != timers_before:
-            await repository.sync_timers(ctx.session, state.customer_id, wanted)
-        await self._publish_risk(
-            ctx.session, ctx.outbox, state, applied.assessments, now
-        )
-        await self.reevaluate(
-            ctx.session, ctx.outbox, state, now, causation_id=ctx.envelope.id
+        batch.append(
+            _Pending(event, ctx.envelope, ctx.clock.now(), current_traceparent())
         )
 
     async def on_due_timers(
@@ -124,14 +122,18 @@ class Segmenter:
         """Re-evaluate the customers whose invoices fell due; return how many."""
         # TODO: rules over tenure_days also change with time alone; they move a
         # customer only when another event or timer re-evaluates it.
-        customers = await repository.claim_due_timers(session, now, limit)
+        due = await repository.due_customers(session, now, limit)
+        work = await self._lock(session, outbox, due, skip_locked=True)
+        # Those the consumer holds now are left for the next round.
+        customers = await repository.take_due_timers(session, work.states, now)
         for customer_id in customers:
-            state = await repository.load_state(session, customer_id)
+            state = work.state(customer_id)
             assessments = engine.reassess(state, as_of=now, model=self.model)
-            await repository.save_state(session, state, now)
-            await repository.sync_timers(session, customer_id, timers(state, now))
-            await self._publish_risk(session, outbox, state, assessments, now)
-            await self.reevaluate(session, outbox, state, now)
+            work.changes.save_state(state, now)
+            work.changes.sync_timers(customer_id, timers(state, now))
+            self._publish_risk(work, state, assessments, now, None)
+            self._decide(work, state, now)
+        await self._finish(session, work)
         return len(customers)
 
     async def rescore_batch(
@@ -147,11 +149,14 @@ class Segmenter:
         definition = await self.cache.get(session, activation.definition_version)
         assert definition is not None, "an activation names a stored definition"
         page = await repository.lock_page(session, activation.cursor, limit)
-        moved = 0
-        for state, current in page:
-            moved += await self._decide(
-                session, outbox, state, now, definition, current
-            )
+        work = _Work(
+            states={state.customer_id: state for state, _ in page},
+            memberships={s.customer_id: m for s, m in page if m is not None},
+            definition=definition,
+            changes=Changes(outbox),
+        )
+        moved = sum(self._decide(work, state, now) for state, _ in page)
+        await self._finish(session, work)
         done = len(page) < limit
         await definitions.advance_activation(
             session,
@@ -163,70 +168,137 @@ class Segmenter:
         )
         return done
 
-    async def reevaluate(
+    async def _apply_batch(
+        self, session: AsyncSession, outbox: Outbox, batch: list[_Pending]
+    ) -> None:
+        work = await self._lock(session, outbox, {p.event.customer_id for p in batch})
+        for pending in batch:
+            try:
+                self._react(work, pending)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise self._reject(pending, exc) from exc
+        await self._finish(session, work)
+
+    def _reject(self, pending: _Pending, error: Exception) -> _EventRejectedError:
+        # The shared loop dead-letters only what a handler raises, and the handler
+        # has returned by now: remember the failure and fail the batch, so that the
+        # retry raises it from the handler and the rest of the batch goes on.
+        if len(self._rejected) >= _MAX_REJECTED:
+            self._rejected.pop(next(iter(self._rejected)))
+        self._rejected[pending.envelope.id] = error
+        return _EventRejectedError(
+            f"event {pending.envelope.id} ({pending.envelope.type}) for customer "
+            f"{pending.event.customer_id} cannot be applied ({error!r}); retrying "
+            "its batch to dead-letter it"
+        )
+
+    def _react(self, work: _Work, pending: _Pending) -> None:
+        event, now = pending.event, pending.now
+        state = work.state(event.customer_id)
+        timers_before = timers(state, now)
+        applied = engine.apply(
+            state,
+            event,
+            at=pending.envelope.time,
+            as_of=now,
+            model=self.model,
+            defer_learning=True,
+        )
+        if applied.example is not None:
+            work.examples[applied.example.invoice_id] = applied.example
+        if not applied.changed:
+            logger.debug(
+                "event %s (%s) changed nothing for customer %s",
+                pending.envelope.id,
+                pending.envelope.type,
+                event.customer_id,
+            )
+            return
+        work.changes.save_state(state, now)
+        if (wanted := timers(state, now)) != timers_before:
+            work.changes.sync_timers(state.customer_id, wanted)
+        self._publish_risk(work, state, applied.assessments, now, pending.trace_parent)
+        self._decide(
+            work,
+            state,
+            now,
+            causation_id=pending.envelope.id,
+            trace_parent=pending.trace_parent,
+        )
+
+    async def _lock(
         self,
         session: AsyncSession,
         outbox: Outbox,
+        customer_ids: Collection[str],
+        *,
+        skip_locked: bool = False,
+    ) -> _Work:
+        states = await repository.lock_states(
+            session, customer_ids, skip_locked=skip_locked
+        )
+        # The active version is read after the customers' rows are locked, so an
+        # evaluation never uses a definition older than a finished activation's.
+        memberships, active = await repository.memberships_and_active_version(
+            session, customer_ids
+        )
+        definition = await self.cache.get(session, active) if active else None
+        return _Work(states, memberships, definition, Changes(outbox))
+
+    async def _finish(self, session: AsyncSession, work: _Work) -> None:
+        await work.changes.write(session)
+        deferred.after_commit(session, lambda: self._stage(work))
+
+    def _stage(self, work: _Work) -> None:
+        self._examples.update(work.examples)
+        for (customer_id, version), (from_, to) in work.moves.items():
+            self.moves.stage(customer_id, version, from_, to)
+
+    def _decide(
+        self,
+        work: _Work,
         state: CustomerState,
         now: datetime,
         *,
         causation_id: str | None = None,
+        trace_parent: str | None = None,
     ) -> bool:
-        """Decide the customer's cohort under the active definition; True if moved."""
-        # The active version is read after the customer's row is locked, so an
-        # evaluation never uses a definition older than a finished activation's.
-        current, active = await repository.membership_and_active_version(
-            session, state.customer_id
-        )
-        definition = await self.cache.get(session, active) if active else None
+        """Decide the customer's cohort under the work's definition; True if moved."""
+        definition = work.definition
         if definition is None:
             return False
-        return await self._decide(
-            session, outbox, state, now, definition, current, causation_id
-        )
-
-    async def _decide(
-        self,
-        session: AsyncSession,
-        outbox: Outbox,
-        state: CustomerState,
-        now: datetime,
-        definition: Definition,
-        current: Membership | None,
-        causation_id: str | None = None,
-    ) -> bool:
         customer_id = state.customer_id
         decision = definition.evaluate(features(state, now))
         result = decide(
-            current, decision, definition_version=definition.version, at=now
+            work.memberships.get(customer_id),
+            decision,
+            definition_version=definition.version,
+            at=now,
         )
         if result is None:
             return False
         if isinstance(result, Membership):
-            await repository.save_membership(session, customer_id, result)
+            work.memberships[customer_id] = result
+            work.changes.save_membership(customer_id, result)
             return False
-        await repository.add_move(session, customer_id, result)
         membership = result.membership
-        await outbox.publish(
-            session,
-            CohortChanged(
-                customer_id=customer_id,
-                from_cohort=result.from_cohort,
-                to_cohort=membership.cohort,
-                definition_version=membership.definition_version,
-                rule=membership.rule,
-                features=dict(result.features),
-                version=membership.version,
-                changed_at=membership.since,
-            ),
-            causation_id=causation_id,
+        work.memberships[customer_id] = membership
+        work.changes.add_move(customer_id, result)
+        changed = CohortChanged(
+            customer_id=customer_id,
+            from_cohort=result.from_cohort,
+            to_cohort=membership.cohort,
+            definition_version=membership.definition_version,
+            rule=membership.rule,
+            features=dict(result.features),
+            version=membership.version,
+            changed_at=membership.since,
         )
-        self.moves.stage(
-            customer_id,
-            membership.version,
-            result.from_cohort or "none",
-            membership.cohort,
-        )
+        self._publish(work, changed, now, causation_id, trace_parent)
+        from_cohort = result.from_cohort or "none"
+        work.moves[(customer_id, membership.version)] = (from_cohort, membership.cohort)
         logger.info(
             "customer %s moved from %s to %s by rule %s of definition %d",
             customer_id,
@@ -237,23 +309,37 @@ class Segmenter:
         )
         return True
 
-    async def _publish_risk(
+    def _publish_risk(
         self,
-        session: AsyncSession,
-        outbox: Outbox,
+        work: _Work,
         state: CustomerState,
         assessments: dict[str, Assessment],
         now: datetime,
+        trace_parent: str | None,
     ) -> None:
         for invoice_id, assessment in assessments.items():
-            await outbox.publish(
-                session,
-                InvoiceRiskAssessed(
-                    customer_id=state.customer_id,
-                    invoice_id=invoice_id,
-                    late_probability=round(assessment.late_probability, 4),
-                    expected_pay_date=assessment.expected_pay_date,
-                    model_version=MODEL_VERSION,
-                    assessed_at=now,
-                ),
+            risk = InvoiceRiskAssessed(
+                customer_id=state.customer_id,
+                invoice_id=invoice_id,
+                late_probability=round(assessment.late_probability, 4),
+                expected_pay_date=assessment.expected_pay_date,
+                model_version=MODEL_VERSION,
+                assessed_at=now,
             )
+            self._publish(work, risk, now, None, trace_parent)
+
+    def _publish(
+        self,
+        work: _Work,
+        data: EventData,
+        now: datetime,
+        causation_id: str | None,
+        trace_parent: str | None,
+    ) -> None:
+        envelope = work.changes.outbox.envelope(
+            data, causation_id=causation_id, time=now
+        )
+        if trace_parent is not None:
+            # Published after the consumer's span has closed: keep it as the parent.
+            envelope = dataclasses.replace(envelope, trace_parent=trace_parent)
+        work.changes.publish(envelope, data)

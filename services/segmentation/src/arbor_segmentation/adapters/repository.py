@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_segmentation.adapters.tables import (
-    cohort_definitions,
     customer_features,
     due_timers,
     membership_history,
@@ -19,101 +18,49 @@ from arbor_segmentation.adapters.tables import (
 )
 from arbor_segmentation.domain import codec
 from arbor_segmentation.domain.features import CustomerState
-from arbor_segmentation.domain.membership import Membership, Move
+from arbor_segmentation.domain.membership import Membership
+
+# States are read as text and parsed with orjson, several times faster than the
+# standard library's parser SQLAlchemy's JSONB type uses.
+_STATE_TEXT = sa.cast(customer_features.c.state, sa.Text).label("state")
+_LOCK_STATES = (
+    "SELECT customer_id, CAST(state AS text) AS state FROM customer_features "
+    "WHERE customer_id = ANY(CAST(:customer_ids AS text[])) "
+    "ORDER BY customer_id FOR UPDATE"
+)
+_WAIT, _SKIP = sa.text(_LOCK_STATES), sa.text(_LOCK_STATES + " SKIP LOCKED")
+_MEMBERSHIPS = sa.text(
+    "SELECT active.version AS active_version, m.customer_id, m.cohort, "
+    "m.definition_version, m.rule, m.version, m.since FROM (SELECT ("
+    "SELECT version FROM cohort_definitions WHERE status = 'active') AS version) "
+    "AS active LEFT JOIN memberships AS m "
+    "ON m.customer_id = ANY(CAST(:customer_ids AS text[]))"
+)
 
 
-async def load_state(session: AsyncSession, customer_id: str) -> CustomerState:
-    """The customer's state, locked for this transaction; a fresh one if unknown."""
-    document = await session.scalar(
-        sa.select(customer_features.c.state)
-        .where(customer_features.c.customer_id == customer_id)
-        .with_for_update()
-    )
-    return codec.load(document) if document else CustomerState(customer_id)
+async def lock_states(
+    session: AsyncSession, customer_ids: Collection[str], *, skip_locked: bool = False
+) -> dict[str, CustomerState]:
+    """The known customers' states, locked for this transaction; unknown ones absent.
+
+    With ``skip_locked``, also those another transaction holds are left out.
+    """
+    # Every path locks states first and in id order, before any timer, membership
+    # or history row, so no two transactions wait on each other in a cycle.
+    query = _SKIP if skip_locked else _WAIT
+    rows = await session.execute(query, {"customer_ids": sorted(customer_ids)})
+    return {row.customer_id: _state(row.state) for row in rows}
 
 
-async def save_state(session: AsyncSession, state: CustomerState, at: datetime) -> None:
-    document = codec.dump(state)
-    await session.execute(
-        insert(customer_features)
-        .values(customer_id=state.customer_id, state=document, updated_at=at)
-        .on_conflict_do_update(
-            index_elements=[customer_features.c.customer_id],
-            set_={"state": document, "updated_at": at},
-        )
-    )
-
-
-async def membership_and_active_version(
-    session: AsyncSession, customer_id: str
-) -> tuple[Membership | None, int | None]:
-    """The customer's membership and the active definition version, in one trip."""
-    active = (
-        sa.select(cohort_definitions.c.version)
-        .where(cohort_definitions.c.status == "active")
-        .scalar_subquery()
-    )
-    query = (
-        sa.select(memberships, active.label("active_version"))
-        .select_from(sa.select(sa.literal(1)).subquery())
-        .outerjoin(memberships, memberships.c.customer_id == customer_id)
-    )
-    row = (await session.execute(query)).one()
-    membership = _membership(row) if row.cohort is not None else None
-    return membership, row.active_version
-
-
-async def save_membership(
-    session: AsyncSession, customer_id: str, membership: Membership
-) -> None:
-    await session.execute(_upsert_membership(customer_id, membership))
-
-
-async def add_move(session: AsyncSession, customer_id: str, move: Move) -> None:
-    """Close the open history interval, open the next one, set the membership."""
-    membership = move.membership
-    # One statement, three writes: a move costs the handler one round trip.
-    closed = (
-        sa.update(membership_history)
-        .where(
-            membership_history.c.customer_id == customer_id,
-            membership_history.c.valid_to.is_(None),
-        )
-        .values(valid_to=membership.since)
-        .cte("closed")
-    )
-    opened = (
-        sa.insert(membership_history)
-        .values(
-            customer_id=customer_id,
-            version=membership.version,
-            from_cohort=move.from_cohort,
-            to_cohort=membership.cohort,
-            definition_version=membership.definition_version,
-            rule=membership.rule,
-            features=move.features,
-            valid_from=membership.since,
-            valid_to=None,
-        )
-        .cte("opened")
-    )
-    statement = _upsert_membership(customer_id, membership).add_cte(closed, opened)
-    await session.execute(statement)
-
-
-def _upsert_membership(customer_id: str, membership: Membership) -> Any:
-    values = {
-        "cohort": membership.cohort,
-        "definition_version": membership.definition_version,
-        "rule": membership.rule,
-        "version": membership.version,
-        "since": membership.since,
-    }
-    return (
-        insert(memberships)
-        .values(customer_id=customer_id, **values)
-        .on_conflict_do_update(index_elements=[memberships.c.customer_id], set_=values)
-    )
+async def memberships_and_active_version(
+    session: AsyncSession, customer_ids: Collection[str]
+) -> tuple[dict[str, Membership], int | None]:
+    """The customers' memberships and the active definition version, in one trip."""
+    rows = (
+        await session.execute(_MEMBERSHIPS, {"customer_ids": list(customer_ids)})
+    ).all()
+    found = {row.customer_id: _membership(row) for row in rows if row.cohort}
+    return found, rows[0].active_version
 
 
 async def list_history(session: AsyncSession, customer_id: str) -> Sequence[Any]:
@@ -126,49 +73,39 @@ async def list_history(session: AsyncSession, customer_id: str) -> Sequence[Any]
     return result.all()
 
 
-async def sync_timers(
-    session: AsyncSession, customer_id: str, wanted: dict[str, datetime]
-) -> None:
-    """Make the customer's timers exactly ``wanted`` (key to firing instant)."""
-    stale = sa.delete(due_timers).where(due_timers.c.customer_id == customer_id)
-    if wanted:
-        stale = stale.where(due_timers.c.invoice_id.not_in(list(wanted)))
-    await session.execute(stale)
-    if not wanted:
-        return
-    rows = [
-        {"invoice_id": i, "customer_id": customer_id, "fire_at": at}
-        for i, at in wanted.items()
-    ]
-    statement = insert(due_timers).values(rows)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[due_timers.c.invoice_id],
-            set_={"fire_at": statement.excluded.fire_at},
+async def due_customers(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    """Customers with a timer that has fired, longest waiting first (no locks)."""
+    rows = await session.scalars(
+        sa.select(due_timers.c.customer_id)
+        .join(
+            customer_features,
+            customer_features.c.customer_id == due_timers.c.customer_id,
         )
+        .where(due_timers.c.fire_at <= now)
+        .group_by(due_timers.c.customer_id)
+        .order_by(sa.func.min(due_timers.c.fire_at))
+        .limit(limit)
     )
+    return list(rows)
 
 
-async def claim_due_timers(
-    session: AsyncSession, now: datetime, limit: int
+async def take_due_timers(
+    session: AsyncSession, customer_ids: Collection[str], now: datetime
 ) -> list[str]:
-    """Take the timers that have fired, skipping those another worker holds."""
-    rows = (
-        await session.execute(
-            sa.select(due_timers.c.invoice_id, due_timers.c.customer_id)
-            .where(due_timers.c.fire_at <= now)
-            .order_by(due_timers.c.fire_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    """Delete the fired timers of customers whose states this transaction holds.
+
+    Returns the customers that still had one: another worker may have taken them
+    between :func:`due_customers` and the lock.
+    """
+    rows = await session.scalars(
+        sa.delete(due_timers)
+        .where(
+            due_timers.c.customer_id.in_(list(customer_ids)),
+            due_timers.c.fire_at <= now,
         )
-    ).all()
-    if rows:
-        await session.execute(
-            sa.delete(due_timers).where(
-                due_timers.c.invoice_id.in_([r.invoice_id for r in rows])
-            )
-        )
-    return sorted({r.customer_id for r in rows})
+        .returning(due_timers.c.customer_id)
+    )
+    return sorted(set(rows))
 
 
 async def lock_page(
@@ -176,7 +113,7 @@ async def lock_page(
 ) -> list[tuple[CustomerState, Membership | None]]:
     """The next page of customers after ``cursor``, locked, with their memberships."""
     query = (
-        sa.select(customer_features.c.state, memberships)
+        sa.select(_STATE_TEXT, memberships)
         .outerjoin(
             memberships,
             memberships.c.customer_id == customer_features.c.customer_id,
@@ -189,7 +126,7 @@ async def lock_page(
         query = query.where(customer_features.c.customer_id > cursor)
     rows = (await session.execute(query)).all()
     return [
-        (codec.load(row.state), _membership(row) if row.cohort is not None else None)
+        (_state(row.state), _membership(row) if row.cohort is not None else None)
         for row in rows
     ]
 
@@ -206,7 +143,7 @@ async def states_with_cohorts(
 ) -> list[tuple[CustomerState, str | None]]:
     """A page of customers' states with their current cohorts, for surveys."""
     query = (
-        sa.select(customer_features.c.state, memberships.c.cohort)
+        sa.select(_STATE_TEXT, memberships.c.cohort)
         .outerjoin(
             memberships,
             memberships.c.customer_id == customer_features.c.customer_id,
@@ -217,7 +154,11 @@ async def states_with_cohorts(
     if cursor is not None:
         query = query.where(customer_features.c.customer_id > cursor)
     rows = (await session.execute(query)).all()
-    return [(codec.load(row.state), row.cohort) for row in rows]
+    return [(_state(row.state), row.cohort) for row in rows]
+
+
+def _state(text: str) -> CustomerState:
+    return codec.load(orjson.loads(text))
 
 
 def _membership(row: Any) -> Membership:

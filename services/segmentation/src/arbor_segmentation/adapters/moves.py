@@ -1,0 +1,38 @@
+"""The count of cohort moves, taken only once their transaction has committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter
+
+
+@dataclass
+class MoveCounter:
+    """Counts moves once their transaction commits, so retries never double count."""
+
+    counter: Counter
+    _pending: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> MoveCounter:
+        return cls(
+            Counter(
+                "cohort_moves_total",
+                "Customers that moved from one cohort to another",
+                ["from_cohort", "to_cohort"],
+                namespace="arbor_segmentation",
+                registry=registry,
+            )
+        )
+
+    def stage(self, customer_id: str, version: int, from_: str, to: str) -> None:
+        self._pending[(customer_id, version)] = (from_, to)
+
+    async def flush(self) -> None:
+        for from_cohort, to_cohort in self._pending.values():
+            self.counter.labels(from_cohort=from_cohort, to_cohort=to_cohort).inc()
+        self._pending.clear()
+
+    def discard(self) -> None:
+        self._pending.clear()
