@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.dunning.conftest import Harness, customer, invoice, settled
+from arbor_shared.events import DisputeOpened
+from tests.dunning.conftest import Harness, balance, customer, invoice, settled
 
 # Due Monday 16 March 2026; Berlin is on CET (UTC+1) until 29 March.
 BERLIN_9AM = {
@@ -226,18 +227,58 @@ async def test_actions_and_recovered_amount_are_counted(dunning: Harness) -> Non
     issued = invoice()
     await dunning.feed(customer(), issued)
     await dunning.at(BERLIN_9AM["courtesy"])
-    await dunning.feed(settled(issued, BERLIN_9AM["courtesy"] + timedelta(hours=3)))
+    # What the ledger publishes for two payments after the reminder: a balance per
+    # movement, then the settlement once the balance is zero.
+    await dunning.feed(balance(issued, paid=20_000))
+    paid_off = balance(issued, paid=issued.amount_minor, status="settled")
+    await dunning.feed(
+        paid_off, settled(issued, BERLIN_9AM["courtesy"] + timedelta(hours=3))
+    )
 
     registry = dunning.runtime.metrics.registry
-    sent = registry.get_sample_value(
-        "arbor_dunning_actions_total",
-        {"step": "courtesy", "channel": "email", "outcome": "sent", "variant": "none"},
-    )
+
+    def actions(step: str, outcome: str) -> float | None:
+        labels = {"step": step, "channel": "email", "variant": "none"}
+        return registry.get_sample_value(
+            "arbor_dunning_actions_total", labels | {"outcome": outcome}
+        )
+
     recovered = registry.get_sample_value(
         "arbor_dunning_recovered_minor_total", {"currency": "EUR"}
     )
-    assert sent == 1.0
+    assert actions("courtesy", "sent") == 1.0
+    assert actions("due_today", "cancelled") == 1.0
     assert recovered == 120_000.0
+
+
+async def test_a_dispute_counts_the_steps_it_pauses(dunning: Harness) -> None:
+    issued = invoice()
+    opened = datetime(2026, 3, 2, tzinfo=UTC)
+    disputed = DisputeOpened(
+        customer_id=issued.customer_id,
+        dispute_id="d-1",
+        invoice_id=issued.invoice_id,
+        currency=issued.currency,
+        amount_minor=issued.amount_minor,
+        reason="wrong quantity",
+        opened_at=opened,
+    )
+    await dunning.feed(customer(), issued, disputed)
+
+    paused = dunning.runtime.metrics.registry.get_sample_value(
+        "arbor_dunning_actions_total",
+        {
+            "step": "courtesy",
+            "channel": "email",
+            "outcome": "paused",
+            "variant": "none",
+        },
+    )
+    recovered = dunning.runtime.metrics.registry.get_sample_value(
+        "arbor_dunning_recovered_minor_total", {"currency": "EUR"}
+    )
+    assert paused == 1.0
+    assert recovered is None
 
 
 async def test_unknown_time_zone_is_refused_before_it_is_stored(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from arbor_dunning import planning
 from arbor_dunning.adapters.metrics import DunningMetrics
-from arbor_dunning.adapters.store import lock_invoice, open_invoice_ids
+from arbor_dunning.adapters.store import Invoice, lock_invoice, open_invoice_ids
 from arbor_dunning.adapters.tables import customers, invoices
 from arbor_dunning.case_handlers import (
     keep_promise,
@@ -165,8 +165,13 @@ async def record_invoice(ctx: Context, event: InvoiceIssued) -> None:
     await planning.plan(ctx.session, ctx.outbox, event.invoice_id, ctx.clock.now())
 
 
-async def apply_balance(ctx: Context, event: InvoiceBalanceChanged) -> None:
+async def apply_balance(
+    ctx: Context, event: InvoiceBalanceChanged, *, metrics: DunningMetrics
+) -> None:
     """Take the ledger's balance; stop dunning the moment nothing is owed."""
+    before = await lock_invoice(ctx.session, event.invoice_id)
+    if before is not None:
+        _count_recovered(before, event, metrics)
     await _upsert_invoice(
         ctx,
         event.customer_id,
@@ -186,11 +191,26 @@ async def apply_balance(ctx: Context, event: InvoiceBalanceChanged) -> None:
         reason = _CAUSE_REASON.get(
             event.cause_event_type, _STATUS_REASON.get(event.status, "settled")
         )
-        await stop_pending(ctx, event.invoice_id, reason, pause=False)
+        await stop_pending(ctx, event.invoice_id, reason, pause=False, metrics=metrics)
         return
     await planning.plan_if_new(
         ctx.session, ctx.outbox, event.invoice_id, ctx.clock.now()
     )
+
+
+def _count_recovered(
+    before: Invoice, event: InvoiceBalanceChanged, metrics: DunningMetrics
+) -> None:
+    # Recovered = cash paid after the first contact; counted on the balance the
+    # ledger lowered, so partial payments count and the settlement that follows
+    # (its own fact, once the balance is already zero) adds nothing twice.
+    paid_now = before.balance_minor - event.balance_minor
+    if (
+        before.contacted
+        and event.cause_event_type == "PaymentReceived"
+        and paid_now > 0
+    ):
+        metrics.recovered.labels(event.currency).inc(paid_now)
 
 
 async def _upsert_invoice(
@@ -219,9 +239,8 @@ async def _upsert_invoice(
 async def close_settled(
     ctx: Context, event: InvoiceSettled, *, metrics: DunningMetrics
 ) -> None:
-    """Cancel what is pending; count what was recovered after a contact."""
-    invoice = await lock_invoice(ctx.session, event.invoice_id)
-    if invoice is None:
+    """Cancel what is pending, for good."""
+    if await lock_invoice(ctx.session, event.invoice_id) is None:
         # Settled before its issue reached us: remember it as settled, so the
         # late InvoiceIssued plans nothing (the outcome must not depend on order).
         await _upsert_invoice(
@@ -234,25 +253,18 @@ async def close_settled(
             issue_date=event.issue_date,
             due_date=event.due_date,
         )
-        invoice = await lock_invoice(ctx.session, event.invoice_id)
-        assert invoice is not None
     await ctx.session.execute(
         sa.update(invoices)
         .where(invoices.c.invoice_id == event.invoice_id)
         .values(balance_minor=0, status="settled")
     )
-    halted = await planning.stop(
-        ctx.session,
-        ctx.outbox,
-        invoice,
+    await stop_pending(
+        ctx,
+        event.invoice_id,
         _SETTLED_REASON[event.settled_by],
-        ctx.clock.now(),
         pause=False,
+        metrics=metrics,
     )
-    for step, channel, variant in halted:
-        metrics.action(step, channel, "cancelled", variant)
-    if invoice.contacted and event.settled_by == "payment" and invoice.status == "open":
-        metrics.recovered.labels(event.currency).inc(invoice.balance_minor)
 
 
 async def reopen(ctx: Context, event: InvoiceReopened) -> None:
@@ -267,21 +279,27 @@ async def reopen(ctx: Context, event: InvoiceReopened) -> None:
     )
 
 
-async def cancel_voided(ctx: Context, event: InvoiceVoided) -> None:
-    await _close(ctx, event.invoice_id, "voided")
+async def cancel_voided(
+    ctx: Context, event: InvoiceVoided, *, metrics: DunningMetrics
+) -> None:
+    await _close(ctx, event.invoice_id, "voided", metrics)
 
 
-async def cancel_written_off(ctx: Context, event: InvoiceWrittenOff) -> None:
-    await _close(ctx, event.invoice_id, "written_off")
+async def cancel_written_off(
+    ctx: Context, event: InvoiceWrittenOff, *, metrics: DunningMetrics
+) -> None:
+    await _close(ctx, event.invoice_id, "written_off", metrics)
 
 
-async def _close(ctx: Context, invoice_id: str, status: CancelReason) -> None:
+async def _close(
+    ctx: Context, invoice_id: str, status: CancelReason, metrics: DunningMetrics
+) -> None:
     await ctx.session.execute(
         sa.update(invoices)
         .where(invoices.c.invoice_id == invoice_id)
         .values(status=status)
     )
-    await stop_pending(ctx, invoice_id, status, pause=False)
+    await stop_pending(ctx, invoice_id, status, pause=False, metrics=metrics)
 
 
 def _require_zone(name: str) -> None:
@@ -297,20 +315,28 @@ def _require_zone(name: str) -> None:
 
 def build_handlers(metrics: DunningMetrics) -> dict[str, Handler]:
     """The handler of every event type dunning consumes."""
-    return {
-        InvoiceSettled.event_type: functools.partial(close_settled, metrics=metrics),
+    # These stop pending steps, and every stopped step is counted by outcome.
+    stopping: dict[str, Callable[..., Awaitable[None]]] = {
+        InvoiceSettled.event_type: close_settled,
+        InvoiceVoided.event_type: cancel_voided,
+        InvoiceWrittenOff.event_type: cancel_written_off,
+        InvoiceBalanceChanged.event_type: apply_balance,
+        DisputeOpened.event_type: pause_for_dispute,
+        DisputeResolved.event_type: settle_dispute,
+        PromiseToPayMade.event_type: pause_for_promise,
+        PaymentPlanRequested.event_type: pause_for_plan_request,
+    }
+    plain: dict[str, Handler] = {
         CustomerCreated.event_type: remember_customer,
         CustomerUpdated.event_type: remember_customer,
         BillingDetailsChanged.event_type: apply_billing_details,
         CohortChanged.event_type: move_cohort,
         InvoiceIssued.event_type: record_invoice,
-        InvoiceVoided.event_type: cancel_voided,
-        InvoiceWrittenOff.event_type: cancel_written_off,
-        InvoiceBalanceChanged.event_type: apply_balance,
         InvoiceReopened.event_type: reopen,
-        DisputeOpened.event_type: pause_for_dispute,
-        DisputeResolved.event_type: settle_dispute,
-        PromiseToPayMade.event_type: pause_for_promise,
         PromiseToPayKept.event_type: keep_promise,
-        PaymentPlanRequested.event_type: pause_for_plan_request,
     }
+    counted: dict[str, Handler] = {
+        event_type: functools.partial(handler, metrics=metrics)
+        for event_type, handler in stopping.items()
+    }
+    return plain | counted

@@ -18,7 +18,8 @@ class DunningMetrics:
             actions=Counter(
                 "arbor_dunning_actions_total",
                 "Dunning actions by step, channel, outcome and experiment variant; "
-                "outcome cancelled counts steps a settlement stopped before sending",
+                "outcome cancelled counts steps a payment, credit, write-off or void "
+                "stopped before sending, paused those a dispute or promise held",
                 ["step", "channel", "outcome", "variant"],
                 registry=registry,
             ),
