@@ -14,9 +14,7 @@ from tests.conftest import Namespace
 from tests.data import IBM_CSV
 from tests.dunning.conftest import Harness, customer, invoice
 
-SAMPLE_LINES = (
-    IBM_CSV.read_text().splitlines()
-)
+SAMPLE_LINES = IBM_CSV.read_text().splitlines()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+TRANSIENT_STAGES = ("consume", "relay")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class PipelineMetrics:
     def create(cls, namespace: str) -> PipelineMetrics:
         """Register the pipeline metrics under ``namespace`` in a fresh registry."""
         registry = CollectorRegistry()
-        return cls(
+        metrics = cls(
             registry=registry,
             consumed=Counter(
                 "events_consumed_total",
@@ -95,3 +96,8 @@ class PipelineMetrics:
                 registry=registry,
             ),
         )
+        # A counter with labels has no series until its first increment; rates and
+        # alerts over failures that have not happened yet need an explicit zero.
+        for stage in TRANSIENT_STAGES:
+            metrics.transient_failures.labels(stage=stage)
+        return metrics
