@@ -8,19 +8,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbor_segmentation.domain import codec, engine
-from arbor_segmentation.domain.features import CustomerState, features, timers
+from arbor_segmentation.domain.features import (
+    CustomerState,
+    days_late_trend,
+    features,
+    recent_days_late,
+    timers,
+    window_counts,
+)
 from arbor_segmentation.domain.prediction import LatePaymentModel
 from arbor_shared.events import (
+    CustomerBalanceChanged,
     DisputeOpened,
     DisputeResolved,
     EventData,
     InvoiceIssued,
     InvoiceReopened,
     InvoiceSettled,
+    PaymentFailed,
+    PaymentReceived,
     PromiseToPayBroken,
     PromiseToPayMade,
 )
@@ -176,6 +187,47 @@ def test_incremental_features_equal_direct_computation_despite_order_and_duplica
     assert {k: values[k] for k in expected} == expected
 
 
+@settings(max_examples=150, deadline=None)
+@given(facts_strategy, st.integers(0, 900))
+def test_features_walked_once_equal_each_feature_computed_on_its_own(
+    raw: list[tuple[int, int, int | None, int, bool]], offset: int
+) -> None:
+    events = _profile_and_cases()
+    events += [e for f in _facts(raw) for e in [_issued(f), *_settled_if(f)]]
+    as_of = _at(START + timedelta(days=offset))
+    state = _replay(events, as_of)
+    today = as_of.date()
+
+    values = features(state, as_of)
+
+    for days in (90, 365):
+        due, on_time = window_counts(state, today, days)
+        assert values[f"invoices_due_{days}"] == due
+        assert values[f"on_time_rate_{days}"] == (on_time / due if due else 1.0)
+    assert values["days_late_trend"] == days_late_trend(state)
+    assert values["last_days_late"] == sum(recent_days_late(state, 1))
+    assert {k: values[k] for k in _balances(state, today)} == _balances(state, today)
+
+
+def _settled_if(fact: Fact) -> list[EventData]:
+    return [_settled(fact)] if fact.settled else []
+
+
+def _balances(state: CustomerState, today: date) -> dict[str, object]:
+    mine = [i for i in state.open.values() if i.currency == state.currency]
+    reported = state.balances.get(state.currency)
+    chances = [i.late_probability for i in state.open.values()]
+    return {
+        "open_balance_minor": reported[0] if reported else sum(i.balance for i in mine),
+        "overdue_balance_minor": sum(i.balance for i in mine if i.due_date < today),
+        "overdue_invoices": sum(i.due_date < today for i in state.open.values()),
+        "max_days_overdue": max(
+            [(today - i.due_date).days for i in state.open.values()] + [0]
+        ),
+        "max_late_probability": max([c for c in chances if c is not None], default=0.0),
+    }
+
+
 def test_on_time_rate_window_ages_out_old_late_payments() -> None:
     late = Fact(
         "inv-1",
@@ -314,18 +366,57 @@ def test_cases_count_once_per_business_key() -> None:
     assert (values["promises_made"], values["promises_broken"]) == (1, 1)
 
 
+def _profile_and_cases() -> list[EventData]:
+    at = _at(START)
+    return [
+        customer("cus-1", preferred_channel="email"),
+        CustomerBalanceChanged(
+            customer_id="cus-1",
+            currency="EUR",
+            open_balance_minor=-5,
+            unapplied_cash_minor=5,
+            changed_at=at,
+        ),
+        PaymentFailed(
+            customer_id="cus-1",
+            payment_id="pay-1",
+            currency="EUR",
+            amount_minor=100,
+            reason="card declined",
+            failed_at=at,
+        ),
+        PaymentReceived(
+            customer_id="cus-1",
+            payment_id="pay-2",
+            currency="EUR",
+            amount_minor=100,
+            received_at=at,
+        ),
+        DisputeOpened(
+            customer_id="cus-1",
+            dispute_id="d-1",
+            invoice_id="inv-0",
+            currency="EUR",
+            amount_minor=100,
+            reason="wrong amount",
+            opened_at=at,
+        ),
+    ]
+
+
 @settings(max_examples=50, deadline=None)
 @given(facts_strategy)
 def test_state_survives_the_database_round_trip(
     raw: list[tuple[int, int, int | None, int, bool]],
 ) -> None:
     facts = _facts(raw)
-    events = [
+    events = _profile_and_cases() + [
         e for f in facts for e in [_issued(f)] + ([_settled(f)] if f.settled else [])
     ]
     state = _replay(events, _at(START + timedelta(days=600)))
 
     assert codec.load(codec.dump(state)) == state
+    assert orjson.loads(codec.dumps(state)) == codec.dump(state)
 
 
 def test_timers_fire_when_due_dates_pass_and_when_a_settlement_leaves_a_window() -> (

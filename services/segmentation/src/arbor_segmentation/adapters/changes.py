@@ -138,7 +138,7 @@ class Changes:
         rows = [
             {
                 "customer_id": customer_id,
-                "state": orjson.dumps(codec.dump(state)).decode(),
+                "state": codec.dumps(state).decode(),
                 "updated_at": at,
             }
             for customer_id, (state, at) in self.states.items()

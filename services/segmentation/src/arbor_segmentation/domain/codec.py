@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+import orjson
+
 from arbor_segmentation.domain.features import ClosedInvoice, CustomerState, OpenInvoice
+
+
+def dumps(state: CustomerState) -> bytes:
+    """The :func:`dump` document of ``state`` as JSON, several times faster."""
+    # orjson writes the dataclasses' fields by name, dates and instants in ISO 8601
+    # and tuples as lists: the same document as dump, without building it first.
+    return orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS)
 
 
 def dump(state: CustomerState) -> dict[str, Any]:
@@ -92,25 +101,29 @@ def load(document: dict[str, Any]) -> CustomerState:
 
 
 def _open(values: dict[str, Any]) -> OpenInvoice:
+    paid_on = values.get("expected_pay_date")
     return OpenInvoice(
-        **values
-        | {
-            "issue_date": date.fromisoformat(values["issue_date"]),
-            "due_date": date.fromisoformat(values["due_date"]),
-            "changed_at": datetime.fromisoformat(values["changed_at"]),
-            "expected_pay_date": _day(values.get("expected_pay_date")),
-        }
+        currency=values["currency"],
+        amount=values["amount"],
+        balance=values["balance"],
+        issue_date=date.fromisoformat(values["issue_date"]),
+        due_date=date.fromisoformat(values["due_date"]),
+        changed_at=datetime.fromisoformat(values["changed_at"]),
+        disputed=values["disputed"],
+        late_probability=values["late_probability"],
+        expected_pay_date=date.fromisoformat(paid_on) if paid_on else None,
+        model_inputs=values["model_inputs"],
     )
 
 
 def _closed(values: dict[str, Any]) -> ClosedInvoice:
     return ClosedInvoice(
-        **values
-        | {
-            "issue_date": date.fromisoformat(values["issue_date"]),
-            "due_date": date.fromisoformat(values["due_date"]),
-            "settled_date": date.fromisoformat(values["settled_date"]),
-        }
+        due_date=date.fromisoformat(values["due_date"]),
+        issue_date=date.fromisoformat(values["issue_date"]),
+        settled_date=date.fromisoformat(values["settled_date"]),
+        currency=values["currency"],
+        paid=values["paid"],
+        counted=values["counted"],
     )
 
 

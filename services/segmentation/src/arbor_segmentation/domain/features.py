@@ -12,6 +12,7 @@ written-off invoices are excluded, as in the KPI definitions of the brief.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -104,10 +105,7 @@ class CustomerState:
 
     @property
     def time_zone(self) -> ZoneInfo:
-        try:
-            return ZoneInfo(self.profile.get("time_zone") or "UTC")
-        except (ZoneInfoNotFoundError, ValueError):
-            return ZoneInfo("UTC")
+        return _zone(self.profile.get("time_zone") or "UTC")
 
     def local_date(self, moment: datetime) -> date:
         """The calendar date of ``moment`` in the customer's time zone."""
@@ -121,6 +119,14 @@ class CustomerState:
         return midnight.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def timers(state: CustomerState, now: datetime) -> dict[str, datetime]:
     """When the features change with no event: each due date passing, and the next
     day a settlement or overdue invoice leaves a 90- or 365-day window.
@@ -128,11 +134,20 @@ def timers(state: CustomerState, now: datetime) -> dict[str, datetime]:
     Keys are invoice ids, and for the window timer ``"window <customer>"`` (a space
     no identifier may contain, so it never collides with an invoice).
     """
+    return still_due(timer_instants(state, state.local_date(now)), now)
+
+
+def still_due(instants: dict[str, datetime], now: datetime) -> dict[str, datetime]:
+    """The timers of :func:`timer_instants` that have not fired by ``now``."""
+    return {key: at for key, at in instants.items() if at > now}
+
+
+def timer_instants(state: CustomerState, today: date) -> dict[str, datetime]:
+    """Every timer of :func:`timers` on the customer's ``today``, fired or not."""
     wanted = {
         invoice_id: state.overdue_at(invoice.due_date)
         for invoice_id, invoice in state.open.items()
     }
-    today = state.local_date(now)
     dues = [c.due_date for c in state.closed.values() if c.counted]
     dues += [i.due_date for i in state.open.values()]
     leaving = [d + timedelta(days=w) for d in dues for w in WINDOWS]
@@ -141,28 +156,30 @@ def timers(state: CustomerState, now: datetime) -> dict[str, datetime]:
         wanted[f"window {state.customer_id}"] = state.overdue_at(
             min(upcoming) - timedelta(days=1)
         )
-    return {key: at for key, at in wanted.items() if at > now}
+    return wanted
 
 
 def features(state: CustomerState, as_of: datetime) -> Features:
     """The feature values rules see for ``state`` at ``as_of``."""
+    # Every event and every re-scored customer computes these: each group walks
+    # the invoices once, instead of once per feature.
     today = state.local_date(as_of)
     currency = state.currency
-    values: Features = {**_profile_features(state, today)}
+    values = _profile_features(state, today, currency)
     values.update(_balance_features(state, today, currency))
     values.update(_punctuality_features(state, today))
     values.update(_case_features(state))
     return values
 
 
-def _profile_features(state: CustomerState, today: date) -> Features:
+def _profile_features(state: CustomerState, today: date, currency: str) -> Features:
     profile = state.profile
     tenure = (today - state.started_on).days if state.started_on else 0
     return {
         "billing_cycle": profile.get("billing_cycle", ""),
         "payment_method": profile.get("payment_method", ""),
         "preferred_channel": profile.get("preferred_channel", ""),
-        "currency": state.currency,
+        "currency": currency,
         "country": profile.get("country", ""),
         "region": profile.get("region", ""),
         "time_zone": profile.get("time_zone", ""),
@@ -173,38 +190,40 @@ def _profile_features(state: CustomerState, today: date) -> Features:
 
 
 def _balance_features(state: CustomerState, today: date, currency: str) -> Features:
-    mine = [i for i in state.open.values() if i.currency == currency]
-    overdue = [i for i in mine if i.due_date < today]
+    balance = overdue_balance = overdue = max_overdue = 0
+    likeliest: float | None = None
+    for invoice in state.open.values():
+        late = invoice.due_date < today
+        if invoice.currency == currency:
+            balance += invoice.balance
+            overdue_balance += invoice.balance if late else 0
+        overdue += late
+        max_overdue = max(max_overdue, (today - invoice.due_date).days)
+        probability = invoice.late_probability
+        if probability is not None and (likeliest is None or probability > likeliest):
+            likeliest = probability
     reported = state.balances.get(currency)
-    open_balance = reported[0] if reported else sum(i.balance for i in mine)
-    probabilities = [
-        i.late_probability
-        for i in state.open.values()
-        if i.late_probability is not None
-    ]
     return {
         "lifetime_value_minor": state.lifetime_value.get(currency, 0),
-        "open_balance_minor": open_balance,
-        "overdue_balance_minor": sum(i.balance for i in overdue),
+        "open_balance_minor": reported[0] if reported else balance,
+        "overdue_balance_minor": overdue_balance,
         "open_invoices": len(state.open),
-        "overdue_invoices": sum(1 for i in state.open.values() if i.due_date < today),
-        "max_days_overdue": max(
-            [(today - i.due_date).days for i in state.open.values()] + [0]
-        ),
-        "max_late_probability": max(probabilities, default=0.0),
+        "overdue_invoices": overdue,
+        "max_days_overdue": max_overdue,
+        "max_late_probability": likeliest if likeliest is not None else 0.0,
     }
 
 
 def _punctuality_features(state: CustomerState, today: date) -> Features:
     values: Features = {}
-    for days in WINDOWS:
-        due, on_time = window_counts(state, today, days)
+    for days, (due, on_time) in zip(WINDOWS, _windows(state, today), strict=True):
         values[f"invoices_due_{days}"] = due
         values[f"on_time_rate_{days}"] = on_time / due if due else 1.0
     overdue = sum(1 for i in state.open.values() if i.due_date < today)
     due_all = state.settled_count + overdue
     on_time_all = state.settled_count - state.late_count
     settled = state.settled_count
+    recent = recent_days_late(state, 2 * TREND_SPAN)
     values.update(
         {
             "invoices_settled": settled,
@@ -214,11 +233,34 @@ def _punctuality_features(state: CustomerState, today: date) -> Features:
             "avg_days_late": state.days_late_sum / settled if settled else 0.0,
             "p90_days_late": float(percentile(state.days_late_histogram, 0.9)),
             "avg_days_to_pay": state.days_to_pay_sum / settled if settled else 0.0,
-            "days_late_trend": days_late_trend(state),
-            "last_days_late": sum(recent_days_late(state, 1)),
+            "days_late_trend": _trend(recent),
+            "last_days_late": sum(recent[-1:]),
         }
     )
     return values
+
+
+def _windows(state: CustomerState, today: date) -> list[tuple[int, int]]:
+    """:func:`window_counts` for every window, in one walk over the invoices."""
+    starts = [today - timedelta(days=days) for days in WINDOWS]
+    due = [0] * len(WINDOWS)
+    on_time = [0] * len(WINDOWS)
+    for closed in state.closed.values():
+        if not closed.counted or closed.due_date > today:
+            continue
+        settled = closed.settled_date <= today
+        if not (settled or closed.due_date < today):
+            continue
+        punctual = settled and closed.settled_date <= closed.due_date
+        for window, start in enumerate(starts):
+            if start < closed.due_date:
+                due[window] += 1
+                on_time[window] += punctual
+    for invoice in state.open.values():
+        for window, start in enumerate(starts):
+            if start < invoice.due_date < today:
+                due[window] += 1
+    return list(zip(due, on_time, strict=True))
 
 
 def _case_features(state: CustomerState) -> Features:
@@ -282,7 +324,10 @@ def recent_days_late(state: CustomerState, count: int) -> list[int]:
 
 def days_late_trend(state: CustomerState) -> float:
     """Mean days late of the last few settlements minus that of the few before."""
-    recent = recent_days_late(state, 2 * TREND_SPAN)
+    return _trend(recent_days_late(state, 2 * TREND_SPAN))
+
+
+def _trend(recent: list[int]) -> float:
     if len(recent) < 2:
         return 0.0
     half = len(recent) // 2
