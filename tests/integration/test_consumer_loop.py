@@ -1,17 +1,29 @@
-"""The shared consumer loop against the real broker and database, via metrics."""
+"""The shared consumer loop against the real broker and database."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
+import pytest
 import sqlalchemy as sa
+from aiokafka import ConsumerRecord
 
 from arbor_metrics.adapters.tables import invoice_facts
 from arbor_metrics.bootstrap import MIGRATIONS, create_app
 from arbor_metrics.config import MetricsSettings
 from arbor_shared import topics
-from arbor_shared.events import InvoiceBalanceChanged
+from arbor_shared.events import InvoiceBalanceChanged, InvoiceIssued
+from arbor_shared.kafka.consumer import ConsumerLoop, Context
+from arbor_shared.runtime import ServiceRuntime
 from tests.conftest import Namespace
+from tests.e2e.counter_app import (
+    CounterSettings,
+    applications,
+    count_application,
+    create_tables,
+    messaging,
+)
 from tests.support import (
     encode,
     eventually,
@@ -115,3 +127,95 @@ async def test_redelivered_event_is_applied_once(namespace: Namespace) -> None:
             if s.name.endswith("_total")
         }
     assert outcomes == {"applied": 1.0, "duplicate": 2.0}
+
+
+def _issued(invoice_id: str) -> InvoiceIssued:
+    return InvoiceIssued(
+        customer_id="cus-1",
+        invoice_id=invoice_id,
+        currency="EUR",
+        amount_minor=500,
+        issue_date=date(2024, 1, 1),
+        due_date=date(2024, 1, 31),
+        issued_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+class _Batches:
+    """Records for the loop's batch step, numbered like one partition's offsets."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def __call__(self, *invoice_ids: str) -> list[ConsumerRecord[bytes, bytes]]:
+        records = []
+        for invoice_id in invoice_ids:
+            key, value, headers = encode(_issued(invoice_id), event_id=invoice_id)
+            records.append(
+                ConsumerRecord(
+                    "invoices", 0, self.offset, 0, 0, key, value, None, 0, 0, headers
+                )
+            )
+            self.offset += 1
+        return records
+
+
+@pytest.fixture
+async def counter(namespace: Namespace) -> AsyncIterator[ServiceRuntime]:
+    settings = service_settings(CounterSettings, namespace, "counter")
+    runtime = ServiceRuntime.create("counter", settings, messaging)
+    await create_tables(runtime)
+    yield runtime
+    await runtime.engine.dispose()
+
+
+async def _times(runtime: ServiceRuntime) -> dict[str, int]:
+    async with runtime.sessions() as session:
+        rows = (await session.execute(sa.select(applications))).all()
+    return {row.invoice_id: row.times for row in rows}
+
+
+def _outcomes(loop: ConsumerLoop) -> dict[str, float]:
+    return {
+        s.labels["outcome"]: s.value
+        for family in loop.metrics.consumed.collect()
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def test_repeats_within_and_across_batches_are_applied_once(
+    counter: ServiceRuntime,
+) -> None:
+    handlers = {InvoiceIssued.event_type: count_application}
+    loop = counter.add_consumer("count", [topics.INVOICES], handlers)
+    batch = _Batches()
+
+    # The batch step is what run() calls per poll; driving it directly fixes which
+    # records share a batch, which the broker does not guarantee.
+    await loop._apply_until_done(batch("inv-1", "inv-1", "inv-2", "inv-1"))
+    await loop._apply_until_done(batch("inv-2", "inv-3", "inv-1"))
+    await loop._apply_until_done(batch("inv-3", "inv-3"))
+
+    assert await _times(counter) == {"inv-1": 1, "inv-2": 1, "inv-3": 1}
+    assert _outcomes(loop) == {"applied": 3.0, "duplicate": 6.0}
+
+
+async def test_transient_failure_retries_the_batch_and_counts_it_once(
+    counter: ServiceRuntime,
+) -> None:
+    failures = [OSError("connection reset by peer")]
+
+    async def flaky_count(ctx: Context, event: InvoiceIssued) -> None:
+        await count_application(ctx, event)
+        if event.invoice_id == "inv-2" and failures:
+            raise failures.pop()
+
+    handlers = {InvoiceIssued.event_type: flaky_count}
+    loop = counter.add_consumer("count", [topics.INVOICES], handlers)
+    batch = _Batches()
+
+    await loop._apply_until_done(batch("inv-1", "inv-2", "inv-3"))
+
+    assert await _times(counter) == {"inv-1": 1, "inv-2": 1, "inv-3": 1}
+    assert _outcomes(loop) == {"applied": 3.0}

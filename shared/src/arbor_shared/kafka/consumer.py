@@ -11,16 +11,20 @@ backoff and never skips ahead, which would break per-customer order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy.dialects.postgresql import insert
+from prometheus_client import Histogram
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from arbor_shared.clock import Clock
@@ -62,8 +66,25 @@ class _Item:
 
 
 @dataclass
+class _Tally:
+    """Outcomes of one attempt at a batch, published once the batch has committed,
+    so that a retried batch is counted once."""
+
+    outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    last_applied: datetime | None = None
+
+    def count(self, item: _Item, outcome: str) -> None:
+        event_type = item.envelope.type if item.envelope else "unknown"
+        self.outcomes[item.record.topic, event_type, outcome] += 1
+
+
+@dataclass
 class ConsumerLoop:
-    """Consumes ``topics`` as ``name`` and applies ``handlers`` keyed by event type."""
+    """Consumes ``topics`` as ``name`` and applies ``handlers`` keyed by event type.
+
+    ``trace_events`` opens a CONSUMER span per event, child of the producer's span;
+    only a replay that nobody traces (a rebuild) turns it off.
+    """
 
     name: str
     make_consumer: Callable[[], AIOKafkaConsumer]
@@ -74,9 +95,11 @@ class ConsumerLoop:
     clock: Clock
     metrics: PipelineMetrics
     on_batch_committed: Callable[[], Awaitable[None]] | None = None
+    trace_events: bool = True
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     assigned: bool = False
     consumer: AIOKafkaConsumer = field(init=False)
+    _timers: dict[str, Histogram] = field(default_factory=dict, init=False)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -129,17 +152,17 @@ class ConsumerLoop:
                 await asyncio.sleep(backoff.next_delay())
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
-        coordinates = f"{record.topic}:{record.partition}:{record.offset}"
         redrive_for = _redrive_target(record)
         if redrive_for is not None and redrive_for != self.name:
             # Redriven for another consumer group; this one applied the original.
-            return _Item(record, f"redrive:{coordinates}", redrive_for=redrive_for)
+            return _Item(
+                record, f"redrive:{_coordinates(record)}", redrive_for=redrive_for
+            )
         try:
             envelope = Envelope.from_headers(record.headers)
         except ValueError as exc:
-            return _Item(
-                record, f"bad:{coordinates}", poison=("bad_envelope", str(exc))
-            )
+            key = f"bad:{_coordinates(record)}"
+            return _Item(record, key, poison=("bad_envelope", str(exc)))
         item = _Item(record, envelope.id, envelope=envelope, redrive_for=redrive_for)
         try:
             item.data = _parse(record, envelope)
@@ -148,21 +171,23 @@ class ConsumerLoop:
         return item
 
     async def _apply(self, items: list[_Item]) -> None:
+        tally = _Tally()
         async with self.sessions() as session, session.begin():
             mine = [item for item in items if item.redrive_for in (None, self.name)]
             await self._release_redriven(session, mine)
             claimed = await self._claim(session, mine)
             for item in items:
                 if item.redrive_for not in (None, self.name):
-                    self._count(item, "not_addressed")
+                    tally.count(item, "not_addressed")
                     continue
                 if item.key not in claimed:
-                    self._count(item, "duplicate")
+                    tally.count(item, "duplicate")
                     continue
                 claimed.discard(item.key)
-                await self._apply_one(session, item)
+                await self._apply_one(session, item, tally)
             failpoint("consumer_before_commit")
         failpoint("consumer_after_commit")
+        self._publish(tally)
         if self.on_batch_committed is not None:
             await self.on_batch_committed()
 
@@ -183,38 +208,56 @@ class ConsumerLoop:
             )
 
     async def _claim(self, session: AsyncSession, items: list[_Item]) -> set[str]:
+        # Keys already in the inbox come back missing, and so does every repeat of a
+        # key within the batch after its first: ON CONFLICT DO NOTHING skips a row
+        # that conflicts with one the same statement inserted.
         if not items:
             return set()
-        rows = [
-            {"consumer": self.name, "event_key": item.key, "outcome": _outcome(item)}
-            for item in items
-        ]
-        statement = (
-            insert(self.inbox)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(self.inbox.c.event_key)
-        )
-        return set((await session.scalars(statement)).all())
+        parameters = {
+            "consumer": self.name,
+            "keys": [item.key for item in items],
+            "outcomes": [_outcome(item) for item in items],
+        }
+        found = await session.scalars(_claim_statement(self.inbox), parameters)
+        return set(found.all())
 
-    async def _apply_one(self, session: AsyncSession, item: _Item) -> None:
+    async def _apply_one(
+        self, session: AsyncSession, item: _Item, tally: _Tally
+    ) -> None:
         if item.poison is not None:
             await self._dead_letter(session, item, *item.poison)
+            tally.count(item, "dead_lettered")
             return
         assert item.envelope is not None
-        assert item.data is not None
         handler = self.handlers.get(item.envelope.type)
         if handler is None:
-            self._count(item, "ignored")
+            tally.count(item, "ignored")
             return
         await self._run_handler(session, item, handler)
+        tally.count(item, "applied")
+        tally.last_applied = item.envelope.time
 
     async def _run_handler(
         self, session: AsyncSession, item: _Item, handler: Handler
     ) -> None:
-        assert item.envelope is not None
+        envelope = item.envelope
+        assert envelope is not None
+        context = Context(session, self.outbox, self.clock, envelope)
+        started = time.perf_counter()
+        if self.trace_events:
+            name = f"process {envelope.type}"
+            with consumer_span(name, envelope.trace_parent, {}) as span:
+                if span.is_recording():
+                    span.set_attributes(self._span_attributes(item))
+                await _call(handler, context, item)
+        else:
+            await _call(handler, context, item)
+        self._timer(envelope.type).observe(time.perf_counter() - started)
+
+    def _span_attributes(self, item: _Item) -> dict[str, str | int]:
         record = item.record
-        attributes: dict[str, str | int] = {
+        assert item.envelope is not None
+        return {
             "messaging.system": "kafka",
             "messaging.destination.name": record.topic,
             "messaging.kafka.partition": record.partition,
@@ -222,25 +265,15 @@ class ConsumerLoop:
             "messaging.message.id": item.envelope.id,
             "messaging.consumer.group.name": self.name,
         }
-        started = time.perf_counter()
-        with consumer_span(
-            f"process {item.envelope.type}", item.envelope.trace_parent, attributes
-        ):
-            try:
-                await handler(
-                    Context(session, self.outbox, self.clock, item.envelope), item.data
-                )
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                raise _HandlerFailedError(item) from exc
-        elapsed = time.perf_counter() - started
-        self.metrics.handler_seconds.labels(event_type=item.envelope.type).observe(
-            elapsed
-        )
-        self._count(item, "applied")
-        age = self.clock.now() - item.envelope.time
-        self.metrics.last_event_age.set(max(age.total_seconds(), 0.0))
+
+    def _timer(self, event_type: str) -> Histogram:
+        # Resolving a labelled child validates and locks on every call; the set of
+        # event types a loop handles is small and fixed.
+        timer = self._timers.get(event_type)
+        if timer is None:
+            timer = self.metrics.handler_seconds.labels(event_type=event_type)
+            self._timers[event_type] = timer
+        return timer
 
     async def _dead_letter(
         self, session: AsyncSession, item: _Item, reason: str, error: str
@@ -269,7 +302,6 @@ class ConsumerLoop:
         )
         await self.outbox.dead_letter(session, letter)
         self.metrics.dead_lettered.labels(topic=record.topic, reason=reason).inc()
-        self._count(item, "dead_lettered")
 
     async def _commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
         try:
@@ -287,11 +319,45 @@ class ConsumerLoop:
                     topic=tp.topic, partition=str(tp.partition)
                 ).set(max(end - committed, 0))
 
-    def _count(self, item: _Item, outcome: str) -> None:
-        event_type = item.envelope.type if item.envelope else "unknown"
-        self.metrics.consumed.labels(
-            topic=item.record.topic, event_type=event_type, outcome=outcome
-        ).inc()
+    def _publish(self, tally: _Tally) -> None:
+        for (topic, event_type, outcome), count in tally.outcomes.items():
+            self.metrics.consumed.labels(
+                topic=topic, event_type=event_type, outcome=outcome
+            ).inc(count)
+        if tally.last_applied is not None:
+            age = self.clock.now() - tally.last_applied
+            self.metrics.last_event_age.set(max(age.total_seconds(), 0.0))
+
+
+async def _call(handler: Handler, context: Context, item: _Item) -> None:
+    try:
+        await handler(context, item.data)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        raise _HandlerFailedError(item) from exc
+
+
+@functools.cache
+def _claim_statement(inbox: sa.Table) -> sa.Insert:
+    """Claim a batch of keys in one statement whose SQL is the same for every batch
+    size, so SQLAlchemy compiles it once and the server keeps it prepared."""
+    claims = (
+        sa.func.unnest(
+            sa.bindparam("keys", type_=ARRAY(sa.Text)),
+            sa.bindparam("outcomes", type_=ARRAY(sa.Text)),
+        )
+        .table_valued("event_key", "outcome")
+        .render_derived(name="claims")
+    )
+    consumer = sa.bindparam("consumer", type_=sa.Text)
+    rows = sa.select(consumer, claims.c.event_key, claims.c.outcome)
+    return (
+        insert(inbox)
+        .from_select(["consumer", "event_key", "outcome"], rows)
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_key)
+    )
 
 
 class _HandlerFailedError(Exception):
@@ -308,6 +374,10 @@ def _redrive_target(record: ConsumerRecord[bytes, bytes]) -> str | None:
         if name == REDRIVE_HEADER:
             return str(value.decode(errors="replace"))
     return None
+
+
+def _coordinates(record: ConsumerRecord[bytes, bytes]) -> str:
+    return f"{record.topic}:{record.partition}:{record.offset}"
 
 
 def _outcome(item: _Item) -> str:
