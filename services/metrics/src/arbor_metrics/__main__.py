@@ -44,6 +44,7 @@ def _rebuild(argv: list[str]) -> int:
                 "schema": report.schema,
                 "records": report.records,
                 "seconds": round(report.seconds, 3),
+                "digest_seconds": round(report.digest_seconds, 3),
                 "rebuilt": report.digest,
                 "live": live,
                 "identical": identical,

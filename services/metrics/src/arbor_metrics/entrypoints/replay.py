@@ -2,10 +2,12 @@
 
 The live consumer claims each event in the inbox, traces it and observes it, which a
 rebuild does not need: it writes into a fresh schema nobody reads yet, and every fact
-table is an insert-only set keyed by the fact, so a record read twice (a rebalance
-mid-replay) adds nothing. The replay therefore decodes a large batch, runs the same
-handlers on one session and commits once per batch; it never commits offsets and
-never publishes: records the live consumer dead-lettered are counted and logged here.
+table is an insert-only set keyed by the fact, so a record read twice adds nothing.
+The replay therefore decodes a large batch, runs the same handlers on one session
+and commits once per batch; it never commits offsets and never publishes: records
+the live consumer dead-lettered are counted and logged here. It reads without a
+consumer group: it owns every partition from offset 0 to the end it saw at the
+start, so there is no group to join and no rebalance to sit out.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,17 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from arbor_metrics.handlers import HANDLERS
 from arbor_shared.clock import Clock
-from arbor_shared.events import model_for
+from arbor_shared.events import EventData, model_for
 from arbor_shared.events.envelope import Envelope
-from arbor_shared.kafka.clients import create_consumer
-from arbor_shared.kafka.consumer import Context
+from arbor_shared.kafka.clients import consumer_options
+from arbor_shared.kafka.consumer import Context, Handler
 from arbor_shared.kafka.outbox import Outbox
 from arbor_shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
 _BATCH_RECORDS = 5_000
-_IN_FLIGHT = 2
+_FETCH_BYTES = 1_048_576
+_IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,11 @@ class Replay:
     clock: Clock
 
     async def run(self) -> Replayed:
-        consumer = create_consumer(
-            self.kafka.model_copy(update={"max_poll_records": _BATCH_RECORDS}),
-            group_id=f"arbor.metrics.replay.{uuid.uuid4().hex[:12]}",
-            client_id="metrics-replay",
-            topics=self.topics,
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            **consumer_options(self.kafka, "metrics-replay"),
+            max_poll_records=_BATCH_RECORDS,
+            max_partition_fetch_bytes=_FETCH_BYTES,
         )
         await consumer.start()
         try:
@@ -78,7 +80,8 @@ class Replay:
             if not records:
                 continue
             # Facts commute, so batches may commit in any order: decode the next
-            # batch while the previous one waits for PostgreSQL.
+            # batch while earlier ones wait for PostgreSQL (the writer takes its
+            # row locks in key order, so concurrent batches cannot deadlock).
             if len(in_flight) >= _IN_FLIGHT:
                 done, in_flight = await asyncio.wait(
                     in_flight, return_when=asyncio.FIRST_COMPLETED
@@ -97,33 +100,40 @@ class Replay:
         started = time.perf_counter()
         async with self.sessions() as session, session.begin():
             for record in records:
-                outcomes[await self._apply_one(session, record)] += 1
+                decoded = _decode(record)
+                if isinstance(decoded, str):
+                    outcomes[decoded] += 1
+                    continue
+                envelope, handler, data = decoded
+                await handler(Context(session, self.outbox, self.clock, envelope), data)
+            outcomes["applied"] = len(records) - sum(outcomes.values())
         logger.debug(
             "replayed %d records in %.3f s", len(records), time.perf_counter() - started
         )
         return outcomes
 
-    async def _apply_one(
-        self, session: AsyncSession, record: ConsumerRecord[bytes, bytes]
-    ) -> str:
-        try:
-            envelope = Envelope.from_headers(record.headers)
-            handler = HANDLERS.get(envelope.type)
-            if handler is None:
-                return "ignored"
-            data = model_for(envelope.type).model_validate_json(record.value or b"")
-        except (ValueError, LookupError) as exc:
-            # The live consumer dead-lettered this record when it first came.
-            logger.warning(
-                "replay skips undecodable record %s:%d:%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                exc,
-            )
-            return "skipped"
-        await handler(Context(session, self.outbox, self.clock, envelope), data)
-        return "applied"
+
+def _decode(
+    record: ConsumerRecord[bytes, bytes],
+) -> tuple[Envelope, Handler, EventData] | str:
+    """The handler's input, or why the record is not applied."""
+    try:
+        envelope = Envelope.from_headers(record.headers)
+        handler = HANDLERS.get(envelope.type)
+        if handler is None:
+            return "ignored"
+        data = model_for(envelope.type).model_validate_json(record.value or b"")
+    except (ValueError, LookupError) as exc:
+        # The live consumer dead-lettered this record when it first came.
+        logger.warning(
+            "replay skips undecodable record %s:%d:%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            exc,
+        )
+        return "skipped"
+    return envelope, handler, data
 
 
 async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
