@@ -58,4 +58,5 @@ def start(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )

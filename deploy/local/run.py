@@ -132,6 +132,9 @@ async def start_service(
         env=full_env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        # Out of the terminal's process group: Ctrl-C reaches only the supervisor,
+        # which stops the services one by one with SIGTERM, as a cluster would.
+        start_new_session=True,
     )
     assert process.stdout is not None
     _log_pipes.add(asyncio.create_task(pipe_logs(service.name, colour, process.stdout)))
