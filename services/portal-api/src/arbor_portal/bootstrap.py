@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from arbor_portal.adapters.readmodel import read_sessions
+from arbor_portal.adapters.readmodel import reading
 from arbor_portal.adapters.tables import messaging
 from arbor_portal.config import PortalSettings
 from arbor_portal.domain.ratelimit import RateLimiter
@@ -41,7 +41,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         routers=[account.router, actions.router, threads.router, ops.router],
         max_body_bytes=settings.max_body_bytes,
     )
-    app.state.read_sessions = read_sessions(runtime.engine)
+    app.state.read_engine = reading(runtime.engine)
     app.state.rate_limiter = RateLimiter(
         rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
     )

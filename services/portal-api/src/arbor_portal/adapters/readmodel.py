@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from arbor_portal.adapters.tables import (
     balances,
@@ -34,14 +34,17 @@ class InvoiceFilter:
     overdue_before: date | None = None
 
 
-def read_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for requests that only read, each statement committed on its own.
+Db = AsyncSession | AsyncConnection
+"""Where a query runs: a read request's connection or an action's session."""
+
+
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for requests that only read: each statement commits on its own.
 
     At READ COMMITTED every statement already sees its own snapshot, so wrapping a
     read-only request in a transaction adds only the BEGIN and ROLLBACK round trips.
     """
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(autocommit, expire_on_commit=False)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # Statements built once with bind parameters: SQLAlchemy then finds the compiled
@@ -55,35 +58,33 @@ _ACCOUNT_FOR_SUBJECT = (
 )
 
 
-async def account_for_subject(
-    session: AsyncSession, subject: str
-) -> tuple[str, str | None] | None:
+async def account_for_subject(db: Db, subject: str) -> tuple[str, str | None] | None:
     """The customer a token subject is linked to and its time zone, in one trip."""
-    result = await session.execute(_ACCOUNT_FOR_SUBJECT, {"subject": subject})
+    result = await db.execute(_ACCOUNT_FOR_SUBJECT, {"subject": subject})
     row = result.first()
     return (row.customer_id, row.time_zone) if row is not None else None
 
 
-async def customer_for_subject(session: AsyncSession, subject: str) -> str | None:
+async def customer_for_subject(db: Db, subject: str) -> str | None:
     """The customer a token subject is linked to, if any."""
     query = sa.select(identities.c.customer_id).where(identities.c.subject == subject)
-    return await session.scalar(query)
+    return await db.scalar(query)
 
 
-async def get_customer(session: AsyncSession, customer_id: str) -> Row | None:
+async def get_customer(db: Db, customer_id: str) -> Row | None:
     query = sa.select(customers).where(customers.c.customer_id == customer_id)
-    return (await session.execute(query)).mappings().first()
+    return (await db.execute(query)).mappings().first()
 
 
-async def time_zone_of(session: AsyncSession, customer_id: str) -> str | None:
+async def time_zone_of(db: Db, customer_id: str) -> str | None:
     query = sa.select(customers.c.time_zone).where(
         customers.c.customer_id == customer_id
     )
-    return await session.scalar(query)
+    return await db.scalar(query)
 
 
 async def get_invoice(
-    session: AsyncSession, customer_id: str, invoice_id: str, *, lock: bool = False
+    db: Db, customer_id: str, invoice_id: str, *, lock: bool = False
 ) -> Row | None:
     """One invoice of the customer; ``lock`` serialises actions on it."""
     query = sa.select(invoices).where(
@@ -91,11 +92,11 @@ async def get_invoice(
     )
     if lock:
         query = query.with_for_update()
-    return (await session.execute(query)).mappings().first()
+    return (await db.execute(query)).mappings().first()
 
 
 async def list_invoices(
-    session: AsyncSession,
+    db: Db,
     customer_id: str,
     *,
     where: InvoiceFilter,
@@ -120,7 +121,7 @@ async def list_invoices(
         "after_id": after[1] if after else None,
         "limit": limit,
     }
-    return (await session.execute(query, values)).mappings().all()
+    return (await db.execute(query, values)).mappings().all()
 
 
 # A list shows no invoice lines, so their JSON is neither sent nor decoded.
@@ -173,7 +174,7 @@ def _invoice_page(
 
 
 async def invoice_activity(
-    session: AsyncSession, customer_id: str, invoice_id: str
+    db: Db, customer_id: str, invoice_id: str
 ) -> dict[str, Sequence[Row]]:
     """Dunning actions, cases and allocated money of one invoice."""
     mine = {"customer_id": customer_id, "invoice_id": invoice_id}
@@ -191,13 +192,13 @@ async def invoice_activity(
         ("plans", payment_plans, payment_plans.c.requested_at),
     ):
         query = sa.select(table).filter_by(**mine).order_by(order, *table.primary_key)
-        result[name] = (await session.execute(query)).mappings().all()
+        result[name] = (await db.execute(query)).mappings().all()
     allocated = sa.select(transactions).where(
         transactions.c.customer_id == customer_id,
         transactions.c.allocations.contains([{"invoice_id": invoice_id}]),
     )
     result["payments"] = (
-        (await session.execute(allocated.order_by(transactions.c.occurred_at)))
+        (await db.execute(allocated.order_by(transactions.c.occurred_at)))
         .mappings()
         .all()
     )
@@ -205,7 +206,7 @@ async def invoice_activity(
 
 
 async def list_transactions(
-    session: AsyncSession,
+    db: Db,
     customer_id: str,
     *,
     after: tuple[datetime, str] | None,
@@ -219,18 +220,18 @@ async def list_transactions(
     query = query.order_by(
         transactions.c.occurred_at.desc(), transactions.c.entry_id.desc()
     ).limit(limit)
-    return (await session.execute(query)).mappings().all()
+    return (await db.execute(query)).mappings().all()
 
 
 async def get_payment(
-    session: AsyncSession, customer_id: str, payment_id: str
+    db: Db, customer_id: str, payment_id: str
 ) -> tuple[Row, Sequence[Row]] | None:
     """One payment with the refunds made from it."""
     query = sa.select(transactions).where(
         transactions.c.customer_id == customer_id,
         transactions.c.entry_id == f"payment:{payment_id}",
     )
-    payment = (await session.execute(query)).mappings().first()
+    payment = (await db.execute(query)).mappings().first()
     if payment is None:
         return None
     refunds = sa.select(transactions).where(
@@ -238,14 +239,14 @@ async def get_payment(
         transactions.c.kind == "refund",
         transactions.c.payment_id == payment_id,
     )
-    return payment, (await session.execute(refunds)).mappings().all()
+    return payment, (await db.execute(refunds)).mappings().all()
 
 
-async def account_rows(session: AsyncSession, customer_id: str) -> dict[str, Any]:
+async def account_rows(db: Db, customer_id: str) -> dict[str, Any]:
     """Balances per currency and every invoice the summary is computed from."""
     balance_rows = (
         (
-            await session.execute(
+            await db.execute(
                 sa.select(balances)
                 .where(balances.c.customer_id == customer_id)
                 .order_by(balances.c.currency)
@@ -255,7 +256,7 @@ async def account_rows(session: AsyncSession, customer_id: str) -> dict[str, Any
         .all()
     )
     invoice_rows = (
-        await session.execute(
+        await db.execute(
             sa.select(
                 invoices.c.currency,
                 invoices.c.status,
@@ -271,9 +272,9 @@ async def account_rows(session: AsyncSession, customer_id: str) -> dict[str, Any
 
 
 async def get_case(
-    session: AsyncSession, table: sa.Table, customer_id: str, case_id: str
+    db: Db, table: sa.Table, customer_id: str, case_id: str
 ) -> Row | None:
     """A dispute, promise or payment-plan request of the customer."""
     key = next(iter(table.primary_key.columns))
     query = sa.select(table).where(table.c.customer_id == customer_id, key == case_id)
-    return (await session.execute(query)).mappings().first()
+    return (await db.execute(query)).mappings().first()

@@ -57,7 +57,7 @@ async def list_invoices(
         overdue_before=today if status == "overdue" else None,
     )
     rows = await readmodel.list_invoices(
-        me.session, me.customer_id, where=where, after=after, limit=limit
+        me.db, me.customer_id, where=where, after=after, limit=limit
     )
     items = [InvoiceSummaryRead(**_summary(row, today)) for row in rows]
     last = rows[-1] if len(rows) == limit else None
@@ -72,10 +72,10 @@ async def get_invoice(
     invoice_id: InvoiceId, me: CustomerAccount, runtime: Runtime
 ) -> InvoiceRead:
     """One invoice with lines, balance, dunning actions and reasons, and cases."""
-    row = await readmodel.get_invoice(me.session, me.customer_id, invoice_id)
+    row = await readmodel.get_invoice(me.db, me.customer_id, invoice_id)
     if row is None:
         raise NotFoundError("invoice", invoice_id)
-    activity = await readmodel.invoice_activity(me.session, me.customer_id, invoice_id)
+    activity = await readmodel.invoice_activity(me.db, me.customer_id, invoice_id)
     today = account.local_today(runtime.clock.now(), me.time_zone)
     return InvoiceRead(
         **_summary(row, today),
@@ -99,7 +99,7 @@ async def list_payments(
     """Payments, refunds and credit notes with their allocations, newest first."""
     after = decode_cursor(cursor, (datetime, str)) if cursor else None
     rows = await readmodel.list_transactions(
-        me.session, me.customer_id, after=after, limit=limit
+        me.db, me.customer_id, after=after, limit=limit
     )
     last = rows[-1] if len(rows) == limit else None
     return TransactionPage(
@@ -116,7 +116,7 @@ async def get_payment(
     me: CustomerAccount,
 ) -> PaymentRead:
     """One payment, its allocations and any refunds made from it."""
-    found = await readmodel.get_payment(me.session, me.customer_id, payment_id)
+    found = await readmodel.get_payment(me.db, me.customer_id, payment_id)
     if found is None:
         raise NotFoundError("payment", payment_id)
     payment, refunds = found
@@ -129,7 +129,7 @@ async def get_payment(
 @router.get("/account")
 async def get_account(me: CustomerAccount, runtime: Runtime) -> AccountRead:
     """Balance, overdue amount and aging per currency, and your on-time record."""
-    rows = await readmodel.account_rows(me.session, me.customer_id)
+    rows = await readmodel.account_rows(me.db, me.customer_id)
     today = account.local_today(runtime.clock.now(), me.time_zone)
     open_items = [
         account.OpenItem(i.currency, i.balance_minor, i.due_date)

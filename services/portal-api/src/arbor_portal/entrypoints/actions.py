@@ -143,7 +143,7 @@ async def get_payment_plan(
 @router.get("/billing-details")
 async def get_billing_details(me: CustomerAccount) -> BillingDetailsRead:
     """How we reach and bill you."""
-    row = await readmodel.get_customer(me.session, me.customer_id)
+    row = await readmodel.get_customer(me.db, me.customer_id)
     return _details(dict(row) if row else {})
 
 
@@ -160,7 +160,7 @@ async def change_billing_details(
 
 
 async def _case(me: Account, table: sa.Table, case_id: str) -> dict[str, Any]:
-    row = await readmodel.get_case(me.session, table, me.customer_id, case_id)
+    row = await readmodel.get_case(me.db, table, me.customer_id, case_id)
     if row is None:
         raise NotFoundError(table.name.rstrip("s").replace("_", " "), case_id)
     return dict(row)

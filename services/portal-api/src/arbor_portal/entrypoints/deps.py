@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Query, Request, status
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from arbor_portal.adapters import readmodel
 from arbor_portal.domain.errors import RuleViolationError, UnlinkedIdentityError
@@ -29,17 +29,15 @@ from arbor_shared.http import Runtime
 
 @dataclass(frozen=True)
 class Account:
-    """The caller's customer, its time zone, and the request's database session."""
+    """The caller's customer, its time zone, and where the request's queries run."""
 
     customer_id: str
     time_zone: str | None
-    session: AsyncSession
+    db: readmodel.Db
 
 
-async def _resolve(
-    request: Request, caller: Principal, session: AsyncSession
-) -> Account:
-    found = await readmodel.account_for_subject(session, caller.subject)
+async def _resolve(request: Request, caller: Principal, db: readmodel.Db) -> Account:
+    found = await readmodel.account_for_subject(db, caller.subject)
     if found is None:
         raise UnlinkedIdentityError("this identity is not linked to a customer account")
     customer_id, time_zone = found
@@ -51,22 +49,20 @@ async def _resolve(
             "too many requests for this account; retry later",
             headers={"Retry-After": str(retry_after_seconds(wait))},
         )
-    return Account(customer_id, time_zone, session)
+    return Account(customer_id, time_zone, db)
 
 
 async def _account(request: Request, caller: Caller) -> AsyncIterator[Account]:
-    # The session is opened here rather than in a dependency of its own: one
-    # generator fewer for FastAPI to drive on every read.
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.read_sessions
-    async with sessions() as session:
-        yield await _resolve(request, caller, session)
+    engine: AsyncEngine = request.app.state.read_engine
+    async with engine.connect() as connection:
+        yield await _resolve(request, caller, connection)
 
 
 CustomerAccount = Annotated[Account, Depends(_account)]
 """The caller's account, for routes that only read; 401, 403 or 429 otherwise.
 
-One session serves the whole request, without a transaction: the identity lookup
-and the route's queries share a connection and each statement commits on its own.
+One connection serves the whole request, without a transaction: the identity
+lookup and the route's queries share it and each statement commits on its own.
 """
 
 

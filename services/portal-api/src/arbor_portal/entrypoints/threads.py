@@ -34,7 +34,7 @@ async def list_threads(
 ) -> list[ThreadSummaryRead]:
     """Your conversations with the finance team, most recent first."""
     rows = await messages.list_threads(
-        me.session, customer_id=me.customer_id, status=None, limit=limit
+        me.db, customer_id=me.customer_id, status=None, limit=limit
     )
     return [ThreadSummaryRead(**row) for row in rows]
 
@@ -64,9 +64,7 @@ async def start_thread(
 @router.get("/{thread_id}", responses=NOT_FOUND)
 async def get_thread(thread_id: ThreadId, me: CustomerAccount) -> ThreadRead:
     """One conversation with all its messages."""
-    thread = await messages.get_thread(
-        me.session, thread_id, customer_id=me.customer_id
-    )
+    thread = await messages.get_thread(me.db, thread_id, customer_id=me.customer_id)
     return ThreadRead(**thread)
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_portal.adapters import readmodel
+from arbor_portal.adapters.readmodel import Db
 from arbor_portal.adapters.tables import messages, threads
 from arbor_portal.domain.errors import NotFoundError
 from arbor_portal.handlers.actions import Actor, new_id
@@ -64,20 +65,20 @@ async def add_finance_reply(
 
 
 async def get_thread(
-    session: AsyncSession, thread_id: str, *, customer_id: str | None
+    db: Db, thread_id: str, *, customer_id: str | None
 ) -> dict[str, Any]:
     """A thread with its messages; ``customer_id`` None only for operators."""
     query = sa.select(threads).where(threads.c.thread_id == thread_id)
     if customer_id is not None:
         query = query.where(threads.c.customer_id == customer_id)
-    thread = (await session.execute(query.with_for_update())).mappings().first()
+    thread = (await db.execute(query.with_for_update())).mappings().first()
     if thread is None:
         raise NotFoundError("thread", thread_id)
-    return dict(thread) | {"messages": await _messages(session, thread_id)}
+    return dict(thread) | {"messages": await _messages(db, thread_id)}
 
 
 async def list_threads(
-    session: AsyncSession,
+    db: Db,
     *,
     customer_id: str | None,
     status: str | None,
@@ -90,7 +91,7 @@ async def list_threads(
     if status is not None:
         query = query.where(threads.c.status == status)
     query = query.order_by(threads.c.updated_at.desc(), threads.c.thread_id)
-    return (await session.execute(query.limit(limit))).mappings().all()
+    return (await db.execute(query.limit(limit))).mappings().all()
 
 
 async def _post(
@@ -120,10 +121,10 @@ async def _add_message(
     return message
 
 
-async def _messages(session: AsyncSession, thread_id: str) -> list[dict[str, Any]]:
+async def _messages(db: Db, thread_id: str) -> list[dict[str, Any]]:
     query = (
         sa.select(messages)
         .where(messages.c.thread_id == thread_id)
         .order_by(messages.c.created_at, messages.c.message_id)
     )
-    return [dict(m) for m in (await session.execute(query)).mappings().all()]
+    return [dict(m) for m in (await db.execute(query)).mappings().all()]
