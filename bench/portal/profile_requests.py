@@ -1,6 +1,6 @@
 """Where the CPU of one invoice-list request goes, measured inside the process.
 
-    uv run python -m bench.portal.profile_requests --requests 2000 [--cprofile out.prof]
+    uv run python -m bench.portal.profile_requests [--cprofile out.prof] [--asyncio]
 
 Runs the portal application in this process against the schema that ``run.py``
 seeded and calls it straight through ASGI, one request at a time: no HTTP server,
@@ -24,6 +24,7 @@ from argparse import Namespace
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvloop
 from starlette.types import ASGIApp, Message
 
 from arbor_portal.bootstrap import create_app
@@ -116,7 +117,7 @@ async def profile(app: ASGIApp, tokens: list[str], arguments: Namespace) -> None
     )
 
 
-async def main() -> None:
+def _arguments() -> Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--invoices", type=int, default=12)
@@ -124,7 +125,13 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sample", type=int, default=2_000)
     parser.add_argument("--cprofile", type=Path, help="write a cProfile dump here")
-    arguments = parser.parse_args()
+    parser.add_argument(
+        "--asyncio", action="store_true", help="asyncio's own loop, not uvloop"
+    )
+    return parser.parse_args()
+
+
+async def main(arguments: Namespace) -> None:
     url = os.environ["ARBOR_TEST_DATABASE_URL"]
     bootstrap = os.environ["ARBOR_TEST_KAFKA_BOOTSTRAP"]
 
@@ -142,4 +149,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    options = _arguments()
+    # The server runs on uvloop (uvicorn's choice when it is installed), so the
+    # profile does too unless asked otherwise.
+    (asyncio.run if options.asyncio else uvloop.run)(main(options))
