@@ -165,10 +165,29 @@ KeyMap = dict[tuple[str, str], tuple[str, str, str]]
 """(kind, key) to (customer id, event id, data digest), known or added."""
 
 
+# The first of PostgreSQL's two-int advisory lock keys: business keys apart from
+# every other advisory lock (the single-bigint keys are another space).
+_BUSINESS_KEY_LOCKS = 7301
+_LOCK_KEYS = sa.text(
+    "SELECT pg_advisory_xact_lock(:space, hashtext(key)) "
+    "FROM unnest(CAST(:keys AS text[])) AS key"
+)
+
+
 async def _known_keys(session: AsyncSession, fresh: list[_Item]) -> KeyMap:
     wanted = {k for item in fresh for k, _ in identities.business_keys(item.data)}
     if not wanted:
         return {}
+    # Two customers booking one provider payment id at once would both read it as
+    # unknown and both book it; the lock makes the second wait for the first's
+    # commit and then read its key. Sorted, so two batches never deadlock.
+    await session.execute(
+        _LOCK_KEYS,
+        {
+            "space": _BUSINESS_KEY_LOCKS,
+            "keys": [f"{kind}\x1f{key}" for kind, key in sorted(wanted)],
+        },
+    )
     table = business_keys
     rows = await session.execute(
         sa.select(
@@ -254,8 +273,6 @@ async def _record_keys(session: AsyncSession, keys: KeyMap) -> None:
         for (kind, key), (customer, event_id, digest) in sorted(keys.items())
     ]
     if rows:
-        # TODO: two customers booking the same provider payment id in concurrent
-        # transactions both pass; a per-key advisory lock would close the gap.
         await session.execute(insert(business_keys).on_conflict_do_nothing(), rows)
 
 
