@@ -31,6 +31,7 @@ from arbor_portal.bootstrap import create_app
 from arbor_portal.config import PortalSettings
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 from arbor_shared.settings import KafkaSettings
+from arbor_shared.telemetry import configure_tracing
 from bench.portal.run import PREFIX, SCHEMA, seed
 
 PATH = "/v1/invoices"
@@ -143,6 +144,8 @@ async def main(arguments: Namespace) -> None:
     settings = _settings(url, bootstrap, issuer).model_copy(
         update={"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000}
     )
+    # As ``serve`` does: spans are recorded (and dropped, with no exporter).
+    configure_tracing("portal-api", None)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await profile(app, tokens, arguments)
