@@ -272,6 +272,8 @@ def main() -> None:
         action="store_true",
         help="leave Kafka and PostgreSQL running on exit",
     )
+    # Line by line even into a pipe or a file (`make run | tee run.log`).
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     asyncio.run(supervise(parser.parse_args()))
 
 
