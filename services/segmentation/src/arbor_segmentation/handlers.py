@@ -10,7 +10,6 @@ per batch and applied just before the batch's transaction commits.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from arbor_segmentation.domain.prediction import (
     Assessment,
     LatePaymentModel,
 )
-from arbor_segmentation.domain.rules import Definition
+from arbor_segmentation.work import Work
 from arbor_shared.events import CohortChanged, EventData, InvoiceRiskAssessed
 from arbor_shared.events.envelope import Envelope
 from arbor_shared.kafka.classify import is_transient
@@ -52,25 +51,6 @@ class _Pending:
     envelope: Envelope
     now: datetime
     trace_parent: str | None
-
-
-@dataclass
-class _Work:
-    """One transaction's customers and everything decided for them so far."""
-
-    states: dict[str, CustomerState]
-    memberships: dict[str, Membership]
-    definition: Definition | None
-    changes: Changes
-    examples: dict[str, engine.Example] = field(default_factory=dict)
-    moves: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
-
-    def state(self, customer_id: str) -> CustomerState:
-        """The customer's state; a fresh one if it is unknown."""
-        found = self.states.get(customer_id)
-        if found is None:
-            found = self.states[customer_id] = CustomerState(customer_id)
-        return found
 
 
 class _EventRejectedError(Exception):
@@ -149,7 +129,7 @@ class Segmenter:
         definition = await self.cache.get(session, activation.definition_version)
         assert definition is not None, "an activation names a stored definition"
         page = await repository.lock_page(session, activation.cursor, limit)
-        work = _Work(
+        work = Work(
             states={state.customer_id: state for state, _ in page},
             memberships={s.customer_id: m for s, m in page if m is not None},
             definition=definition,
@@ -194,10 +174,10 @@ class Segmenter:
             "its batch to dead-letter it"
         )
 
-    def _react(self, work: _Work, pending: _Pending) -> None:
+    def _react(self, work: Work, pending: _Pending) -> None:
         event, now = pending.event, pending.now
         state = work.state(event.customer_id)
-        timers_before = timers(state, now)
+        timers_before = work.timers(state, now)
         applied = engine.apply(
             state,
             event,
@@ -217,7 +197,8 @@ class Segmenter:
             )
             return
         work.changes.save_state(state, now)
-        if (wanted := timers(state, now)) != timers_before:
+        work.changed(state.customer_id)
+        if (wanted := work.timers(state, now)) != timers_before:
             work.changes.sync_timers(state.customer_id, wanted)
         self._publish_risk(work, state, applied.assessments, now, pending.trace_parent)
         self._decide(
@@ -235,7 +216,7 @@ class Segmenter:
         customer_ids: Collection[str],
         *,
         skip_locked: bool = False,
-    ) -> _Work:
+    ) -> Work:
         states = await repository.lock_states(
             session, customer_ids, skip_locked=skip_locked
         )
@@ -245,20 +226,20 @@ class Segmenter:
             session, customer_ids
         )
         definition = await self.cache.get(session, active) if active else None
-        return _Work(states, memberships, definition, Changes(outbox))
+        return Work(states, memberships, definition, Changes(outbox))
 
-    async def _finish(self, session: AsyncSession, work: _Work) -> None:
+    async def _finish(self, session: AsyncSession, work: Work) -> None:
         await work.changes.write(session)
         deferred.after_commit(session, lambda: self._stage(work))
 
-    def _stage(self, work: _Work) -> None:
+    def _stage(self, work: Work) -> None:
         self._examples.update(work.examples)
         for (customer_id, version), (from_, to) in work.moves.items():
             self.moves.stage(customer_id, version, from_, to)
 
     def _decide(
         self,
-        work: _Work,
+        work: Work,
         state: CustomerState,
         now: datetime,
         *,
@@ -296,7 +277,7 @@ class Segmenter:
             version=membership.version,
             changed_at=membership.since,
         )
-        self._publish(work, changed, now, causation_id, trace_parent)
+        work.publish(changed, now, causation_id, trace_parent)
         from_cohort = result.from_cohort or "none"
         work.moves[(customer_id, membership.version)] = (from_cohort, membership.cohort)
         logger.info(
@@ -311,7 +292,7 @@ class Segmenter:
 
     def _publish_risk(
         self,
-        work: _Work,
+        work: Work,
         state: CustomerState,
         assessments: dict[str, Assessment],
         now: datetime,
@@ -326,20 +307,4 @@ class Segmenter:
                 model_version=MODEL_VERSION,
                 assessed_at=now,
             )
-            self._publish(work, risk, now, None, trace_parent)
-
-    def _publish(
-        self,
-        work: _Work,
-        data: EventData,
-        now: datetime,
-        causation_id: str | None,
-        trace_parent: str | None,
-    ) -> None:
-        envelope = work.changes.outbox.envelope(
-            data, causation_id=causation_id, time=now
-        )
-        if trace_parent is not None:
-            # Published after the consumer's span has closed: keep it as the parent.
-            envelope = dataclasses.replace(envelope, trace_parent=trace_parent)
-        work.changes.publish(envelope, data)
+            work.publish(risk, now, None, trace_parent)

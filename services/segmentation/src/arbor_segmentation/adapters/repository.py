@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arbor_segmentation.adapters import driver
 from arbor_segmentation.adapters.tables import (
     customer_features,
     due_timers,
@@ -25,16 +26,16 @@ from arbor_segmentation.domain.membership import Membership
 _STATE_TEXT = sa.cast(customer_features.c.state, sa.Text).label("state")
 _LOCK_STATES = (
     "SELECT customer_id, CAST(state AS text) AS state FROM customer_features "
-    "WHERE customer_id = ANY(CAST(:customer_ids AS text[])) "
+    "WHERE customer_id = ANY(CAST($1 AS text[])) "
     "ORDER BY customer_id FOR UPDATE"
 )
-_WAIT, _SKIP = sa.text(_LOCK_STATES), sa.text(_LOCK_STATES + " SKIP LOCKED")
-_MEMBERSHIPS = sa.text(
+_SKIP_LOCKED = _LOCK_STATES + " SKIP LOCKED"
+_MEMBERSHIPS = (
     "SELECT active.version AS active_version, m.customer_id, m.cohort, "
     "m.definition_version, m.rule, m.version, m.since FROM (SELECT ("
     "SELECT version FROM cohort_definitions WHERE status = 'active') AS version) "
     "AS active LEFT JOIN memberships AS m "
-    "ON m.customer_id = ANY(CAST(:customer_ids AS text[]))"
+    "ON m.customer_id = ANY(CAST($1 AS text[]))"
 )
 
 
@@ -47,20 +48,20 @@ async def lock_states(
     """
     # Every path locks states first and in id order, before any timer, membership
     # or history row, so no two transactions wait on each other in a cycle.
-    query = _SKIP if skip_locked else _WAIT
-    rows = await session.execute(query, {"customer_ids": sorted(customer_ids)})
-    return {row.customer_id: _state(row.state) for row in rows}
+    connection = await driver.connection(session)
+    query = _SKIP_LOCKED if skip_locked else _LOCK_STATES
+    rows = await connection.fetch(query, sorted(customer_ids))
+    return {row[0]: _state(row[1]) for row in rows}
 
 
 async def memberships_and_active_version(
     session: AsyncSession, customer_ids: Collection[str]
 ) -> tuple[dict[str, Membership], int | None]:
     """The customers' memberships and the active definition version, in one trip."""
-    rows = (
-        await session.execute(_MEMBERSHIPS, {"customer_ids": list(customer_ids)})
-    ).all()
-    found = {row.customer_id: _membership(row) for row in rows if row.cohort}
-    return found, rows[0].active_version
+    connection = await driver.connection(session)
+    rows = await connection.fetch(_MEMBERSHIPS, list(customer_ids))
+    found = {row["customer_id"]: _membership(row) for row in rows if row["cohort"]}
+    return found, rows[0]["active_version"]
 
 
 async def list_history(session: AsyncSession, customer_id: str) -> Sequence[Any]:
@@ -126,7 +127,10 @@ async def lock_page(
         query = query.where(customer_features.c.customer_id > cursor)
     rows = (await session.execute(query)).all()
     return [
-        (_state(row.state), _membership(row) if row.cohort is not None else None)
+        (
+            _state(row.state),
+            _membership(row._mapping) if row.cohort is not None else None,
+        )
         for row in rows
     ]
 
@@ -161,13 +165,13 @@ def _state(text: str) -> CustomerState:
     return codec.load(orjson.loads(text))
 
 
-def _membership(row: Any) -> Membership:
+def _membership(values: Mapping[Any, Any]) -> Membership:
     return Membership(
-        cohort=row.cohort,
-        definition_version=row.definition_version,
-        rule=row.rule,
-        version=row.version,
-        since=row.since,
+        cohort=values["cohort"],
+        definition_version=values["definition_version"],
+        rule=values["rule"],
+        version=values["version"],
+        since=values["since"],
     )
 
 
