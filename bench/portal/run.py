@@ -151,6 +151,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def idle_cpu_per_second(pid: int, seconds: float = 5.0) -> float:
+    """CPU seconds per second the server spends with no requests (consumers, relay)."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pid) - before) / (time.monotonic() - started)
+
+
 def run_wrk(
     port: int,
     tokens_file: Path,
@@ -159,9 +166,10 @@ def run_wrk(
     pause_ms: int,
     seconds: int,
     pid: int,
+    idle: float = 0.0,
 ) -> str:
     """One wrk run; its RESULT line (see invoices.lua) and the server's CPU use."""
-    before = cpu_seconds(pid)
+    before, started = cpu_seconds(pid), time.monotonic()
     env = os.environ | {"TOKENS_FILE": str(tokens_file), "PAUSE_MS": str(pause_ms)}
     completed = subprocess.run(
         [
@@ -184,11 +192,17 @@ def run_wrk(
     result = next(
         line for line in completed.stdout.splitlines() if line.startswith("RESULT")
     )
-    requests = int(result.split()[1].partition("=")[2])
+    requests = max(1, int(result.split()[1].partition("=")[2]))
     used = cpu_seconds(pid) - before
-    # CPU per request does not depend on what else the machine runs, so it is the
-    # figure to project one worker's capacity from on a shared, busy host.
-    return f"{result} server_cpu_ms_per_request={1000 * used / max(requests, 1):.2f}"
+    # CPU per request depends far less on what else the machine runs than latency
+    # does, so it is the figure to project one worker's capacity from. The idle
+    # share (polling consumers and relay) is also given apart, since at low rates
+    # it weighs on every request.
+    requests_only = used - idle * (time.monotonic() - started)
+    return (
+        f"{result} server_cpu_ms_per_request={1000 * used / requests:.2f} "
+        f"net_of_idle={1000 * requests_only / requests:.2f}"
+    )
 
 
 async def main() -> None:
@@ -220,6 +234,8 @@ async def main() -> None:
             await wait_ready(client, process)
         pid = process.pid
         run_wrk(port, tokens_file, connections=10, pause_ms=0, seconds=5, pid=pid)
+        idle = await idle_cpu_per_second(pid)
+        print(f"idle server: {1000 * idle:.1f} ms of CPU per second")
         # Paced: each connection waits ``pause`` after every answer, so the rate is
         # about connections / (pause + latency); the RESULT line gives the real one.
         pause = max(0, int(arguments.connections * 1000 / arguments.rate) - 5)
@@ -233,6 +249,7 @@ async def main() -> None:
                 pause_ms=pause,
                 seconds=arguments.seconds,
                 pid=pid,
+                idle=idle,
             )
         )
         print(f"== unpaced, {arguments.workers} connections: the throughput ceiling")
@@ -244,6 +261,7 @@ async def main() -> None:
                 pause_ms=0,
                 seconds=15,
                 pid=pid,
+                idle=idle,
             )
         )
     finally:
