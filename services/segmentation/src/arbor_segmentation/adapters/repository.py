@@ -109,28 +109,23 @@ async def take_due_timers(
     return sorted(set(rows))
 
 
+_PAGE = (
+    "SELECT f.customer_id, CAST(f.state AS text) AS state, m.cohort, "
+    "m.definition_version, m.rule, m.version, m.since FROM customer_features AS f "
+    "LEFT JOIN memberships AS m ON m.customer_id = f.customer_id "
+    "WHERE f.customer_id > $1 ORDER BY f.customer_id LIMIT $2 FOR UPDATE OF f"
+)
+
+
 async def lock_page(
     session: AsyncSession, cursor: str | None, limit: int
 ) -> list[tuple[CustomerState, Membership | None]]:
     """The next page of customers after ``cursor``, locked, with their memberships."""
-    query = (
-        sa.select(_STATE_TEXT, memberships)
-        .outerjoin(
-            memberships,
-            memberships.c.customer_id == customer_features.c.customer_id,
-        )
-        .order_by(customer_features.c.customer_id)
-        .limit(limit)
-        .with_for_update(of=customer_features)
-    )
-    if cursor is not None:
-        query = query.where(customer_features.c.customer_id > cursor)
-    rows = (await session.execute(query)).all()
+    connection = await driver.connection(session)
+    # Every identifier is at least one character long, so all follow "".
+    rows = await connection.fetch(_PAGE, cursor or "", limit)
     return [
-        (
-            _state(row.state),
-            _membership(row._mapping) if row.cohort is not None else None,
-        )
+        (_state(row["state"]), _membership(row) if row["cohort"] is not None else None)
         for row in rows
     ]
 
