@@ -205,6 +205,46 @@ def run_wrk(
     )
 
 
+async def database_sessions(url: str) -> int:
+    """Sessions the database server has started so far (PostgreSQL 14 or later)."""
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        query = (
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        )
+        started: int = await connection.fetchval(query)
+        return started
+    finally:
+        await connection.close()
+
+
+async def _measured(
+    url: str,
+    port: int,
+    tokens_file: Path,
+    pid: int,
+    idle: float,
+    *,
+    connections: int,
+    pause_ms: int,
+    seconds: int,
+) -> None:
+    before = await database_sessions(url)
+    result = run_wrk(
+        port,
+        tokens_file,
+        connections=connections,
+        pause_ms=pause_ms,
+        seconds=seconds,
+        pid=pid,
+        idle=idle,
+    )
+    # New sessions mean the pool overflowed: more requests were in flight than it
+    # holds, and each extra connection costs milliseconds of CPU on both sides.
+    opened = await database_sessions(url) - before
+    print(f"{result} new_database_sessions={opened}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
@@ -241,29 +281,12 @@ async def main() -> None:
         pause = max(0, int(arguments.connections * 1000 / arguments.rate) - 5)
         target = f"target {arguments.rate:.0f}/s"
         print(f"== paced, {arguments.connections} connections, {target}")
-        print(
-            run_wrk(
-                port,
-                tokens_file,
-                connections=arguments.connections,
-                pause_ms=pause,
-                seconds=arguments.seconds,
-                pid=pid,
-                idle=idle,
-            )
-        )
+        paced = {"connections": arguments.connections, "pause_ms": pause}
+        seconds = arguments.seconds
+        await _measured(url, port, tokens_file, pid, idle, seconds=seconds, **paced)
         print(f"== unpaced, {arguments.workers} connections: the throughput ceiling")
-        print(
-            run_wrk(
-                port,
-                tokens_file,
-                connections=arguments.workers,
-                pause_ms=0,
-                seconds=15,
-                pid=pid,
-                idle=idle,
-            )
-        )
+        unpaced = {"connections": arguments.workers, "pause_ms": 0}
+        await _measured(url, port, tokens_file, pid, idle, seconds=15, **unpaced)
     finally:
         process.terminate()
         process.wait(timeout=40)
