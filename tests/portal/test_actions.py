@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
+from starlette.types import Message
 
 from arbor_portal.adapters.tables import messaging, notifications
 from arbor_shared import topics
@@ -344,3 +345,45 @@ async def test_idempotency_keys_belong_to_one_customer(portal: Portal) -> None:
 
     assert (mine.status_code, theirs.status_code) == (201, 201)
     assert mine.json()["thread_id"] != theirs.json()["thread_id"]
+
+
+async def test_action_is_committed_before_its_answer_is_sent(portal: Portal) -> None:
+    alice = await portal.customer()
+    invoice_id = await alice.invoice(amount=50_000, balance=30_000)
+    body = json.dumps({"amount_minor": 10_000, "reason": "Wrong rate"}).encode()
+    seen_when_answered: list[list[tuple[str, dict]]] = []  # type: ignore[type-arg]
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        # A client may act on the answer at once, so the effect must be durable
+        # and visible to other connections by the time the status line leaves.
+        if message["type"] == "http.response.start":
+            seen_when_answered.append(await _outbox(portal, alice))
+
+    path = f"/v1/invoices/{invoice_id}/disputes"
+    token = alice.headers["Authorization"].encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"portal.test"),
+            (b"authorization", token),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("portal.test", 80),
+    }
+    await portal.app(scope, receive, send)
+
+    [outbox] = seen_when_answered
+    assert [event_type for event_type, _ in outbox] == ["DisputeOpened"]

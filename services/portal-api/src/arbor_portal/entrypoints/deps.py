@@ -58,7 +58,10 @@ async def _account(request: Request, caller: Caller) -> AsyncIterator[Account]:
         yield await _resolve(request, caller, connection)
 
 
-CustomerAccount = Annotated[Account, Depends(_account)]
+# This and ``Acting`` close when the route function returns, before the answer is
+# sent (FastAPI's default is after): an action is committed before its client can
+# act on the answer, and a read hands its connection back before the network.
+CustomerAccount = Annotated[Account, Depends(_account, scope="function")]
 """The caller's account, for routes that only read; 401, 403 or 429 otherwise.
 
 One connection serves the whole request, without a transaction: the identity
@@ -77,7 +80,7 @@ async def _actor(
         await session.commit()
 
 
-Acting = Annotated[Actor, Depends(_actor)]
+Acting = Annotated[Actor, Depends(_actor, scope="function")]
 """The customer with an open transaction that commits when the route returns."""
 
 
