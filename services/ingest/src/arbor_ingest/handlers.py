@@ -14,12 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arbor_ingest.adapters import ledger_store
-from arbor_ingest.adapters.tables import accepted_events, business_keys
+from arbor_ingest.adapters import intake_store, ledger_store
+from arbor_ingest.adapters.intake_store import KeyOwner
 from arbor_ingest.domain import identities
 from arbor_ingest.domain.errors import EventRejectedError
 from arbor_ingest.domain.ledger import CustomerLedger
@@ -73,12 +71,13 @@ async def accept_many(
 
     keys = await _known_keys(session, fresh)
     known = set(keys)
-    owners = await ledger_store.owners(
-        session, {i for item in fresh for i, _ in identities.invoices_named(item.data)}
-    )
+    named = {i for item in fresh for i, _ in identities.invoices_named(item.data)}
+    owners = await ledger_store.owners(session, named)
     ledgers = await ledger_store.get_many(
         session,
         {i.data.customer_id for i in fresh if not isinstance(i.data, ClockAdvanced)},
+        invoices=named,
+        funds={k for item in fresh for k in identities.funds_named(item.data)},
     )
     staged: list[tuple[Envelope, EventData]] = []
     for item in fresh:
@@ -86,7 +85,9 @@ async def accept_many(
     _share_rejections(batch, results)
 
     await _forget_rejected(session, results.values())
-    await _record_keys(session, {k: v for k, v in keys.items() if k not in known})
+    await intake_store.record(
+        session, {k: v for k, v in keys.items() if k not in known}
+    )
     await outbox.publish_many(session, staged)
     await ledger_store.save(session, ledgers.values())
     failpoint("ingest_before_commit")
@@ -110,21 +111,12 @@ async def _claim_event_ids(
             results[item.index] = _repeat(item, earlier.digest, "in this batch")
     if not first:
         return []
-    claimed = set(
-        await session.scalars(
-            insert(accepted_events)
-            .on_conflict_do_nothing()
-            .returning(accepted_events.c.event_id),
-            [_claim_row(item) for _, item in sorted(first.items())],
-        )
+    claimed = await intake_store.claim(
+        session, [_claim_row(item) for _, item in sorted(first.items())]
     )
     if len(claimed) < len(first):
-        stored = await session.execute(
-            sa.select(accepted_events.c.event_id, accepted_events.c.body_sha256).where(
-                accepted_events.c.event_id.in_(set(first) - claimed)
-            )
-        )
-        for event_id, digest in stored:
+        stored = await intake_store.digests(session, set(first) - claimed)
+        for event_id, digest in stored.items():
             item = first[event_id]
             results[item.index] = _repeat(item, digest, "before")
     return [item for item in first.values() if item.event_id in claimed]
@@ -141,13 +133,8 @@ def _share_rejections(batch: list[_Item], results: dict[int, Acceptance]) -> Non
             results[item.index] = result
 
 
-def _claim_row(item: _Item) -> dict[str, str]:
-    return {
-        "event_id": item.event_id,
-        "event_type": item.data.event_type,
-        "customer_id": item.data.customer_id,
-        "body_sha256": item.digest,
-    }
+def _claim_row(item: _Item) -> tuple[str, str, str, str]:
+    return item.event_id, item.data.event_type, item.data.customer_id, item.digest
 
 
 def _repeat(item: _Item, digest: str, when: str) -> Acceptance:
@@ -161,44 +148,13 @@ def _repeat(item: _Item, digest: str, when: str) -> Acceptance:
     )
 
 
-KeyMap = dict[tuple[str, str], tuple[str, str, str]]
+KeyMap = dict[tuple[str, str], KeyOwner]
 """(kind, key) to (customer id, event id, data digest), known or added."""
-
-
-# The first of PostgreSQL's two-int advisory lock keys: business keys apart from
-# every other advisory lock (the single-bigint keys are another space).
-_BUSINESS_KEY_LOCKS = 7301
-_LOCK_KEYS = sa.text(
-    "SELECT pg_advisory_xact_lock(:space, hashtext(key)) "
-    "FROM unnest(CAST(:keys AS text[])) AS key"
-)
 
 
 async def _known_keys(session: AsyncSession, fresh: list[_Item]) -> KeyMap:
     wanted = {k for item in fresh for k, _ in identities.business_keys(item.data)}
-    if not wanted:
-        return {}
-    # Two customers booking one provider payment id at once would both read it as
-    # unknown and both book it; the lock makes the second wait for the first's
-    # commit and then read its key. Sorted, so two batches never deadlock.
-    await session.execute(
-        _LOCK_KEYS,
-        {
-            "space": _BUSINESS_KEY_LOCKS,
-            "keys": [f"{kind}\x1f{key}" for kind, key in sorted(wanted)],
-        },
-    )
-    table = business_keys
-    rows = await session.execute(
-        sa.select(
-            table.c.kind,
-            table.c.key,
-            table.c.customer_id,
-            table.c.event_id,
-            table.c.data_sha256,
-        ).where(sa.tuple_(table.c.kind, table.c.key).in_(sorted(wanted)))
-    )
-    return {(r.kind, r.key): (r.customer_id, r.event_id, r.data_sha256) for r in rows}
+    return await intake_store.lock_and_get(session, wanted)
 
 
 def _apply(
@@ -252,28 +208,10 @@ async def _forget_rejected(
 ) -> None:
     # A rejected event leaves no trace, so the publisher can fix it and send it again
     # under the same id.
-    rejected = [
+    rejected = {
         r.event_id for r in results if r.status == "rejected" and r.field != "id"
-    ]
-    if rejected:
-        await session.execute(
-            sa.delete(accepted_events).where(accepted_events.c.event_id.in_(rejected))
-        )
-
-
-async def _record_keys(session: AsyncSession, keys: KeyMap) -> None:
-    rows = [
-        {
-            "kind": kind,
-            "key": key,
-            "customer_id": customer,
-            "event_id": event_id,
-            "data_sha256": digest,
-        }
-        for (kind, key), (customer, event_id, digest) in sorted(keys.items())
-    ]
-    if rows:
-        await session.execute(insert(business_keys).on_conflict_do_nothing(), rows)
+    }
+    await intake_store.forget(session, rejected)
 
 
 def _log_outcome(publisher: str, results: Iterable[Acceptance]) -> None:

@@ -1,55 +1,145 @@
-"""Loading and saving customer ledgers, locked for the length of the transaction."""
+"""Loading and saving customer ledgers, locked for the length of the transaction.
+
+A movement can reach only a customer's open invoices, the funds holding money and
+what its events name; through those, the funds applied to a loaded invoice (its
+settlement moment and a void need them) and the invoices a named payment paid (a
+refund takes money back from them). Only those rows are loaded, so the cost of a
+movement does not grow with the customer's settled history.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arbor_ingest.adapters.tables import (
-    ledger_customers,
-    ledger_funds,
-    ledger_invoices,
-)
+from arbor_ingest.adapters.sql import driver
+from arbor_ingest.adapters.tables import ledger_funds, ledger_invoices
 from arbor_ingest.domain.accounts import Funds, Invoice
 from arbor_ingest.domain.ledger import CustomerLedger
 
+INVOICE_COLUMNS = tuple(c.name for c in ledger_invoices.c)
+FUNDS_COLUMNS = tuple(c.name for c in ledger_funds.c)
+# Maps are stored as lists of pairs: JSONB reorders object keys, and a refund takes
+# money back from the latest application first. They travel as JSON text, parsed
+# and written here rather than by the driver's codec.
+_MAPS = ("applications", "applied", "parked")
+_OPEN = "NOT voided AND amount_minor > paid_minor + credited_minor + written_off_minor"
+
+
+def _select(columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{c}::text AS {c}" if c in _MAPS else c for c in columns)
+
+
+def _unnest(columns: tuple[str, ...], types: dict[str, str]) -> str:
+    arrays = ", ".join(f"${n}::{types[c]}[]" for n, c in enumerate(columns, 1))
+    values = ", ".join(f"{c}::jsonb" if c in _MAPS else c for c in columns)
+    names = ", ".join(columns)
+    return f"SELECT {values} FROM unnest({arrays}) AS u({names})"  # noqa: S608
+
+
+def _upsert(table: str, key: str, columns: tuple[str, ...], types: str) -> str:
+    kinds = dict(zip(columns, types.split(), strict=True))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) {_unnest(columns, kinds)} "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+_ADD_CUSTOMERS = (
+    "INSERT INTO ledger_customers (customer_id) SELECT unnest($1::text[]) "
+    "ON CONFLICT DO NOTHING"
+)
+# Locking in id order keeps two batches that share customers from deadlocking.
+_LOCK_CUSTOMERS = (
+    "SELECT customer_id, time_zone FROM ledger_customers "
+    "WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE"
+)
+# The statements are put together once, at import, from the tables' column names.
+_SELECT_INVOICES = f"""
+WITH wanted AS (
+    SELECT invoice_id FROM ledger_invoices
+    WHERE customer_id = ANY($1::text[]) AND {_OPEN}
+    UNION SELECT unnest($2::text[])
+    UNION SELECT pair->>0 FROM ledger_funds, jsonb_array_elements(applied) AS pair
+    WHERE key = ANY($3::text[])
+)
+SELECT {_select(INVOICE_COLUMNS)} FROM ledger_invoices JOIN wanted USING (invoice_id)
+WHERE customer_id = ANY($1::text[])
+"""  # noqa: S608
+_SELECT_FUNDS = f"""
+WITH wanted AS (
+    SELECT key FROM ledger_funds
+    WHERE customer_id = ANY($1::text[]) AND held_minor > 0
+    UNION SELECT unnest($2::text[])
+)
+SELECT {_select(FUNDS_COLUMNS)} FROM ledger_funds JOIN wanted USING (key)
+WHERE customer_id = ANY($1::text[])
+"""  # noqa: S608
+_OWNERS = (
+    "SELECT invoice_id, customer_id FROM ledger_invoices "
+    "WHERE invoice_id = ANY($1::text[])"
+)
+_UPSERT_INVOICES = _upsert(
+    "ledger_invoices",
+    "invoice_id",
+    INVOICE_COLUMNS,
+    "text text text bigint date date timestamptz bigint bigint bigint bool "
+    "timestamptz text timestamptz text",
+)
+_UPSERT_FUNDS = _upsert(
+    "ledger_funds",
+    "key",
+    FUNDS_COLUMNS,
+    "text text text text text bigint timestamptz bigint text text bigint",
+)
+_SET_ZONES = (
+    "UPDATE ledger_customers AS c SET time_zone = u.time_zone "
+    "FROM unnest($1::text[], $2::text[]) AS u(customer_id, time_zone) "
+    "WHERE c.customer_id = u.customer_id"
+)
+
 
 async def get_many(
-    session: AsyncSession, customer_ids: Collection[str]
+    session: AsyncSession,
+    customer_ids: Collection[str],
+    *,
+    invoices: Collection[str] = (),
+    funds: Collection[str] = (),
 ) -> dict[str, CustomerLedger]:
-    """Lock and load the ledgers of ``customer_ids``, creating empty ones."""
+    """Lock and load the ledgers of ``customer_ids``, creating empty ones.
+
+    ``invoices`` and ``funds`` (funds keys) are what the events to apply name.
+    """
     if not customer_ids:
         return {}
     ordered = sorted(customer_ids)
-    await session.execute(
-        insert(ledger_customers).on_conflict_do_nothing(),
-        [{"customer_id": c} for c in ordered],
+    connection = await driver(session)
+    await connection.execute(_ADD_CUSTOMERS, ordered)
+    zones = dict(await connection.fetch(_LOCK_CUSTOMERS, ordered))
+    invoice_rows = await connection.fetch(
+        _SELECT_INVOICES, ordered, sorted(invoices), sorted(funds)
     )
-    # Locking in id order keeps two batches that share customers from deadlocking.
-    locked = await session.execute(
-        sa.select(ledger_customers.c.customer_id, ledger_customers.c.time_zone)
-        .where(ledger_customers.c.customer_id.in_(ordered))
-        .order_by(ledger_customers.c.customer_id)
-        .with_for_update()
-    )
-    zones = {row[0]: row[1] for row in locked}
-    invoices = await _rows(session, ledger_invoices, ordered)
-    funds = await _rows(session, ledger_funds, ordered)
-    # TODO: a customer's whole history is loaded on every movement; load only open
-    # invoices, funds holding money and the rows the events name once customers
-    # with tens of thousands of invoices appear.
+    loaded = [invoice_from_row(_decoded(r)) for r in invoice_rows]
+    applied = {key for invoice in loaded for key in invoice.applications}
+    wanted = sorted({*funds, *applied})
+    funds_rows = await connection.fetch(_SELECT_FUNDS, ordered, wanted)
+    held = [funds_from_row(_decoded(r)) for r in funds_rows]
+    by_customer: dict[str, tuple[list[Invoice], list[Funds]]] = {
+        customer: ([], []) for customer in ordered
+    }
+    for invoice in loaded:
+        by_customer[invoice.customer_id][0].append(invoice)
+    for item in held:
+        by_customer[item.customer_id][1].append(item)
     return {
         customer: CustomerLedger(
-            customer,
-            time_zone=zones[customer],
-            invoices=[invoice_from_row(r) for r in invoices.get(customer, [])],
-            funds=[funds_from_row(r) for r in funds.get(customer, [])],
+            customer, time_zone=zones[customer], invoices=rows[0], funds=rows[1]
         )
-        for customer in ordered
+        for customer, rows in by_customer.items()
     }
 
 
@@ -57,12 +147,8 @@ async def owners(session: AsyncSession, invoice_ids: Collection[str]) -> dict[st
     """The customer each already issued invoice of ``invoice_ids`` belongs to."""
     if not invoice_ids:
         return {}
-    rows = await session.execute(
-        sa.select(ledger_invoices.c.invoice_id, ledger_invoices.c.customer_id).where(
-            ledger_invoices.c.invoice_id.in_(sorted(invoice_ids))
-        )
-    )
-    return {row[0]: row[1] for row in rows}
+    connection = await driver(session)
+    return dict(await connection.fetch(_OWNERS, sorted(invoice_ids)))
 
 
 async def save(session: AsyncSession, ledgers: Iterable[CustomerLedger]) -> None:
@@ -78,45 +164,31 @@ async def save(session: AsyncSession, ledgers: Iterable[CustomerLedger]) -> None
         for ledger in ledgers
         for k in sorted(ledger.changed_funds)
     ]
-    await _upsert(session, ledger_invoices, "invoice_id", invoices)
-    await _upsert(session, ledger_funds, "key", funds)
-    for ledger in ledgers:
-        if ledger.profile_changed:
-            await session.execute(
-                sa.update(ledger_customers)
-                .where(ledger_customers.c.customer_id == ledger.customer_id)
-                .values(time_zone=ledger.time_zone)
-            )
+    zones = [(g.customer_id, g.time_zone) for g in ledgers if g.profile_changed]
+    connection = await driver(session)
+    if invoices:
+        await connection.execute(_UPSERT_INVOICES, *_arrays(invoices, INVOICE_COLUMNS))
+    if funds:
+        await connection.execute(_UPSERT_FUNDS, *_arrays(funds, FUNDS_COLUMNS))
+    if zones:
+        customers, time_zones = zip(*zones, strict=True)
+        await connection.execute(_SET_ZONES, list(customers), list(time_zones))
 
 
-async def _rows(
-    session: AsyncSession, table: sa.Table, customers: list[str]
-) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {}
-    result = await session.execute(
-        sa.select(table).where(table.c.customer_id.in_(customers))
-    )
-    for row in result.mappings():
-        grouped.setdefault(row["customer_id"], []).append(row)
-    return grouped
+def _arrays(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[list[Any]]:
+    return [
+        [orjson.dumps(r[c]).decode() for r in rows]
+        if c in _MAPS
+        else [r[c] for r in rows]
+        for c in columns
+    ]
 
 
-async def _upsert(
-    session: AsyncSession, table: sa.Table, key: str, rows: list[dict[str, Any]]
-) -> None:
-    if not rows:
-        return
-    statement = insert(table)
-    columns = {c.name: statement.excluded[c.name] for c in table.c if c.name != key}
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=[key], set_=columns), rows
-    )
+def _decoded(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: orjson.loads(v) if k in _MAPS else v for k, v in record.items()}
 
 
 # The conversions are public so that tests can round-trip a ledger without a database.
-# Maps are stored as lists of pairs: JSONB reorders object keys, and a refund takes
-# money back from the latest application first.
-_MAPS = ("applications", "applied", "parked")
 
 
 def invoice_from_row(row: Any) -> Invoice:
@@ -125,16 +197,16 @@ def invoice_from_row(row: Any) -> Invoice:
 
 def funds_from_row(row: Any) -> Funds:
     values = _from_pairs(dict(row))
-    del values["key"]
+    del values["key"], values["held_minor"]
     return Funds(**values)
 
 
 def invoice_to_row(invoice: Invoice) -> dict[str, Any]:
-    return _to_pairs({c.name: getattr(invoice, c.name) for c in ledger_invoices.c})
+    return _to_pairs({c: getattr(invoice, c) for c in INVOICE_COLUMNS})
 
 
 def funds_to_row(funds: Funds) -> dict[str, Any]:
-    return _to_pairs({c.name: getattr(funds, c.name) for c in ledger_funds.c})
+    return _to_pairs({c: getattr(funds, c) for c in FUNDS_COLUMNS})
 
 
 def _from_pairs(values: dict[str, Any]) -> dict[str, Any]:

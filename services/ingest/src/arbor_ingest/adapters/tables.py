@@ -84,6 +84,14 @@ ledger_invoices = sa.Table(
     sa.Column("settled_by", sa.Text, nullable=True),
     sa.Column("written_off_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("applications", JSONB, nullable=False),
+    sa.Index(
+        "ledger_invoices_open",
+        "customer_id",
+        postgresql_where=sa.text(
+            "NOT voided "
+            "AND amount_minor > paid_minor + credited_minor + written_off_minor"
+        ),
+    ),
 )
 
 ledger_funds = sa.Table(
@@ -99,4 +107,12 @@ ledger_funds = sa.Table(
     sa.Column("refunded_minor", sa.BigInteger, nullable=False),
     sa.Column("applied", JSONB, nullable=False),
     sa.Column("parked", JSONB, nullable=False),
+    # Applied and parked money are in the JSON maps; the held amount is kept beside
+    # them so that the funds a movement may use are found by an index.
+    sa.Column("held_minor", sa.BigInteger, nullable=False),
+    sa.Index(
+        "ledger_funds_holding",
+        "customer_id",
+        postgresql_where=sa.text("held_minor > 0"),
+    ),
 )

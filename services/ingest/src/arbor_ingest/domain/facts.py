@@ -99,7 +99,10 @@ class FactBuilder:
         for key, held in self._funds.items():
             funds = self._ledger.funds[key]
             self._totals[funds.currency][1] += funds.held_minor - held
-        for currency, (open_minor, held_minor) in self._totals.items():
+        # In currency order: which currency a loaded ledger met first depends on
+        # the rows loaded, and the facts of one movement must not.
+        for currency in sorted(self._totals):
+            open_minor, held_minor = self._totals[currency]
             if before_totals[currency] != (open_minor, held_minor):
                 facts.append(
                     CustomerBalanceChanged(

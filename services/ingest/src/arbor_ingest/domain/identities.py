@@ -7,6 +7,7 @@ reported by a webhook and by an export).
 
 from __future__ import annotations
 
+from arbor_ingest.domain.accounts import funds_key
 from arbor_ingest.domain.errors import EventRejectedError
 from arbor_shared.events import (
     CreditNoteIssued,
@@ -73,6 +74,16 @@ def invoices_named(data: EventData) -> list[tuple[str, str]]:
             | CreditNoteIssued()
         ):
             return [(data.invoice_id, "invoice_id")]
+    return []
+
+
+def funds_named(data: EventData) -> list[str]:
+    """The key of each payment or credit note the event books or refunds."""
+    match data:
+        case PaymentReceived() | PaymentRefunded():
+            return [funds_key("payment", data.payment_id)]
+        case CreditNoteIssued():
+            return [funds_key("credit", data.credit_note_id)]
     return []
 
 
