@@ -106,13 +106,13 @@ def _free_port() -> int:
 
 
 def start_service(
-    url: str, bootstrap: str, issuer: LocalIssuer, port: int
+    url: str, bootstrap: str, issuer: LocalIssuer, port: int, *, pool: int = 10
 ) -> subprocess.Popen[bytes]:
     prefix = "ARBOR_PORTAL_"
     env = os.environ | {
         f"{prefix}DATABASE_URL": url,
         f"{prefix}DATABASE_SCHEMA": SCHEMA,
-        f"{prefix}DATABASE_POOL_SIZE": "10",
+        f"{prefix}DATABASE_POOL_SIZE": str(pool),
         f"{prefix}KAFKA__BOOTSTRAP": bootstrap,
         f"{prefix}KAFKA__TOPIC_PREFIX": PREFIX,
         f"{prefix}KAFKA__TOPIC_PARTITIONS": "1",
@@ -256,6 +256,7 @@ async def main() -> None:
     )
     parser.add_argument("--connections", type=int, default=50, help="paced run")
     parser.add_argument("--workers", type=int, default=16, help="unpaced run")
+    parser.add_argument("--pool", type=int, default=10, help="database pool size")
     parser.add_argument("--drop", action="store_true")
     arguments = parser.parse_args()
     url = os.environ["ARBOR_TEST_DATABASE_URL"]
@@ -268,7 +269,7 @@ async def main() -> None:
     tokens_file = issuer.folder / "tokens.txt"
     tokens_file.write_text("\n".join(tokens) + "\n")
     port = _free_port()
-    process = start_service(url, bootstrap, issuer, port)
+    process = start_service(url, bootstrap, issuer, port, pool=arguments.pool)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             await wait_ready(client, process)
