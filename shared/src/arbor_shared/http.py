@@ -9,9 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response, status
 from fastapi.responses import JSONResponse
-from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,7 +69,13 @@ def create_service_app(
         app.include_router(router)
     app.add_middleware(TransientFailuresAs503)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    app.add_middleware(ServerSpans)
+    # One server span per request; the per-message "http send"/"http receive"
+    # child spans say nothing the server span does not, at a tenth of request CPU.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],
+    )
     # The instrumentation declares support up to SQLAlchemy 2.0 only; the engine
     # events it hooks are unchanged in 2.1, so its version gate is skipped.
     SQLAlchemyInstrumentor().instrument(
@@ -103,70 +108,6 @@ def _probes(runtime: ServiceRuntime) -> APIRouter:
         )
 
     return router
-
-
-UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-class ServerSpans:
-    """One SERVER span per request, child of the caller's ``traceparent``.
-
-    In place of OpenTelemetry's FastAPI instrumentation, which spent a sixth of a
-    portal request on a second routing pass to name the span, its own error
-    middlewares and attributes nobody reads. The span is current while the route
-    runs, so the outbox stamps events with it and SQL spans nest under it.
-    """
-
-    def __init__(
-        self, app: ASGIApp, tracer_provider: trace.TracerProvider | None = None
-    ) -> None:
-        self.app = app
-        self._tracer = trace.get_tracer("arbor.http", tracer_provider=tracer_provider)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        method: str = scope["method"]
-        with self._tracer.start_as_current_span(
-            method,
-            context=propagate.extract(_text_headers(scope)),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
-            },
-        ) as span:
-            await self._traced(span, scope, receive, send)
-
-    async def _traced(
-        self, span: trace.Span, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                code: int = message["status"]
-                span.set_attribute("http.response.status_code", code)
-                if code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
-                    span.set_status(StatusCode.ERROR)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            # The router has matched by now: the template, not the path, names
-            # the span, so all requests of one route group together.
-            template = getattr(scope.get("route"), "path", None)
-            if isinstance(template, str):
-                span.update_name(f"{scope['method']} {template}")
-                span.set_attribute("http.route", template)
-
-
-def _text_headers(scope: Scope) -> dict[str, str]:
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in scope["headers"]
-    }
 
 
 class TransientFailuresAs503:
