@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -33,6 +35,7 @@ from arbor_shared.events import ClockAdvanced, Envelope, EventData
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 from bench.common import (
     REPO,
+    Infra,
     free_port,
     infrastructure,
     percentile,
@@ -40,6 +43,7 @@ from bench.common import (
     wait_ready,
     write_results,
 )
+from bench.ingest.cpu import CpuMeter, postmaster_pid, server_pid
 
 HERE = Path(__file__).resolve().parent
 KEY_ID = "bench"
@@ -55,7 +59,10 @@ def realistic_events(count: int) -> list[EventData]:
     return events[:count]
 
 
-async def raw_producer_rate(bootstrap: str, events: list[EventData]) -> float:
+async def raw_producer_rate(
+    bootstrap: str, events: list[EventData]
+) -> dict[str, float]:
+    """Events per second, and this process's CPU per event, of a bare producer."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     topic = f"bench-raw-{secrets.token_hex(4)}"
@@ -77,15 +84,18 @@ async def raw_producer_rate(bootstrap: str, events: list[EventData]) -> float:
         )
         for e in events
     ]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     acks = [
         await producer.send(topic, value=value, key=key, headers=headers)
         for key, value, headers in records
     ]
     await asyncio.gather(*acks)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await producer.stop()
-    return len(events) / elapsed
+    return {
+        "events_per_second": len(events) / elapsed,
+        "cpu_us": 1e6 * cpu / len(events),
+    }
 
 
 def _batch_body(events: list[EventData]) -> bytes:
@@ -103,19 +113,26 @@ def _batch_body(events: list[EventData]) -> bytes:
     )
 
 
-async def batch_rate(
-    url: str, events: list[EventData], batch_size: int, concurrency: int
-) -> dict[str, float]:
-    bodies = [
+def batch_bodies(events: list[EventData], batch_size: int) -> list[bytes]:
+    """The events as batch request bodies of ``batch_size`` events each."""
+    return [
         _batch_body(events[i : i + batch_size])
         for i in range(0, len(events), batch_size)
     ]
+
+
+async def batch_rate(
+    url: str, events: list[EventData], batch_size: int, concurrency: int
+) -> dict[str, float]:
+    bodies = batch_bodies(events, batch_size)
     latencies: list[float] = []
+    accepted = 0
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
 
     async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal accepted
         while not queue.empty():
             body = queue.get_nowait()
             headers = sign(body, KEY_ID, SECRET, datetime.now(UTC))
@@ -126,13 +143,16 @@ async def batch_rate(
             )
             latencies.append(time.perf_counter() - started)
             response.raise_for_status()
+            accepted += orjson.loads(response.content)["accepted"]
 
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return {
-        "events_per_second": len(events) / elapsed,
+        "events_per_second": accepted / elapsed,
+        "accepted": accepted,
+        "count": accepted,
         "batch_size": batch_size,
         "concurrency": concurrency,
         "batch_latency_p50_ms": percentile(latencies, 0.5) * 1000,
@@ -140,8 +160,8 @@ async def batch_rate(
     }
 
 
-async def outbox_drained(url: str) -> float:
-    """Seconds until the relay reports an empty outbox."""
+async def outbox_drained(url: str, events: float) -> dict[str, float]:
+    """Seconds until the relay reports an empty outbox (``events`` are counted)."""
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, timeout=5) as client:
         while True:
@@ -152,7 +172,7 @@ async def outbox_drained(url: str) -> float:
                 if line.startswith("arbor_ingest_outbox_backlog_events ")
             ]
             if backlog and float(backlog[0].split()[1]) == 0:
-                return time.perf_counter() - started
+                return {"seconds": time.perf_counter() - started, "count": events}
             await asyncio.sleep(0.2)
 
 
@@ -189,6 +209,7 @@ async def single_event_latency(url: str, rate: int, seconds: int) -> dict[str, f
         await asyncio.gather(*tasks)
         achieved = len(events) / (time.perf_counter() - start)
     return {
+        "count": len(events),
         "target_rps": rate,
         "achieved_rps": achieved,
         "p50_ms": percentile(latencies, 0.5) * 1000,
@@ -196,53 +217,74 @@ async def single_event_latency(url: str, rate: int, seconds: int) -> dict[str, f
     }
 
 
+def _service_env(infra: Infra, port: int) -> dict[str, str]:
+    issuer = LocalIssuer(REPO / ".local" / "bench-issuer")
+    publisher = {"key_id": KEY_ID, "secret": SECRET, "scopes": ["events:write"]}
+    return {
+        "ARBOR_INGEST_DATABASE_URL": infra.database_url,
+        "ARBOR_INGEST_DATABASE_SCHEMA": f"bench_ingest_{secrets.token_hex(3)}",
+        "ARBOR_INGEST_KAFKA__BOOTSTRAP": infra.bootstrap,
+        "ARBOR_INGEST_KAFKA__TOPIC_PREFIX": f"bench{secrets.token_hex(3)}",
+        "ARBOR_INGEST_OIDC_ISSUER": ISSUER,
+        "ARBOR_INGEST_OIDC_AUDIENCE": AUDIENCE,
+        "ARBOR_INGEST_OIDC_JWKS_URL": issuer.jwks_url,
+        "ARBOR_INGEST_HTTP_PORT": str(port),
+        "ARBOR_INGEST_LOG_LEVEL": "WARNING",
+        "ARBOR_INGEST_RATE_PER_SECOND": "100000",
+        "ARBOR_INGEST_RATE_BURST": "100000",
+        "ARBOR_INGEST_PUBLISHERS": json.dumps([publisher]),
+    }
+
+
+async def measure_service(
+    infra: Infra, events: list[EventData], arguments: argparse.Namespace
+) -> dict[str, object]:
+    """Batch rate, relay drain and single-event latency of one ingest process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with service("arbor_ingest", _service_env(infra, port), HERE / "ingest.log"):
+        await wait_ready(url)
+        cpu = CpuMeter(
+            server=server_pid("arbor_ingest"),
+            postgres=await postmaster_pid(infra.database_url),
+        )
+        batch = await cpu.per_event(
+            batch_rate(url, events, arguments.batch, arguments.concurrency)
+        )
+        print(
+            f"batch endpoint: {batch['events_per_second']:,.0f} events/s durable; "
+            f"CPU per event: server {batch['server_cpu_us']:.0f} us, "
+            f"PostgreSQL {batch['postgres_cpu_us']:.0f} us"
+        )
+        drain = await cpu.per_event(outbox_drained(url, batch["accepted"]))
+        single = await cpu.per_event(
+            single_event_latency(url, arguments.rate, arguments.seconds)
+        )
+        print(
+            f"single POST at {arguments.rate}/s: p99 {single['p99_ms']:.1f} ms; "
+            f"server {single['server_cpu_us']:.0f} us CPU per request"
+        )
+    return {"batch": batch, "relay_drain": drain, "single_event": single}
+
+
 async def main(arguments: argparse.Namespace) -> None:
     events = realistic_events(arguments.events)
     with infrastructure() as infra:
         raw = await raw_producer_rate(infra.bootstrap, events)
-        print(f"raw producer: {raw:,.0f} events/s")
-        port = free_port()
-        issuer = LocalIssuer(REPO / ".local" / "bench-issuer")
-        env = {
-            "ARBOR_INGEST_DATABASE_URL": infra.database_url,
-            "ARBOR_INGEST_DATABASE_SCHEMA": f"bench_ingest_{secrets.token_hex(3)}",
-            "ARBOR_INGEST_KAFKA__BOOTSTRAP": infra.bootstrap,
-            "ARBOR_INGEST_KAFKA__TOPIC_PREFIX": f"bench{secrets.token_hex(3)}",
-            "ARBOR_INGEST_OIDC_ISSUER": ISSUER,
-            "ARBOR_INGEST_OIDC_AUDIENCE": AUDIENCE,
-            "ARBOR_INGEST_OIDC_JWKS_URL": issuer.jwks_url,
-            "ARBOR_INGEST_HTTP_PORT": str(port),
-            "ARBOR_INGEST_LOG_LEVEL": "WARNING",
-            "ARBOR_INGEST_RATE_PER_SECOND": "100000",
-            "ARBOR_INGEST_RATE_BURST": "100000",
-            "ARBOR_INGEST_PUBLISHERS": json.dumps(
-                [
-                    {
-                        "key_id": KEY_ID,
-                        "secret": SECRET,
-                        "scopes": ["events:write", "imports:write"],
-                    }
-                ]
-            ),
-        }
-        url = f"http://127.0.0.1:{port}"
-        with service("arbor_ingest", env, HERE / "ingest.log"):
-            await wait_ready(url)
-            batch = await batch_rate(
-                url, events, arguments.batch, arguments.concurrency
-            )
-            print(f"batch endpoint: {batch['events_per_second']:,.0f} events/s durable")
-            drained = await outbox_drained(url)
-            single = await single_event_latency(url, arguments.rate, arguments.seconds)
-            print(f"single POST at {arguments.rate}/s: p99 {single['p99_ms']:.1f} ms")
+        print(
+            f"raw producer: {raw['events_per_second']:,.0f} events/s, "
+            f"{raw['cpu_us']:.0f} us CPU per event"
+        )
+        measured = await measure_service(infra, events, arguments)
+    batch: Any = measured["batch"]
     results = {
         "events": len(events),
-        "raw_producer_events_per_second": raw,
-        "batch": batch,
-        "batch_share_of_raw": batch["events_per_second"] / raw,
-        "relay_drain_after_last_batch_seconds": drained,
-        "single_event": single,
-        "measured_at": datetime.now(UTC).isoformat(),
+        "raw_producer": raw,
+        **measured,
+        "batch_share_of_raw": batch["events_per_second"] / raw["events_per_second"],
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_1_5_15_minutes": os.getloadavg(),
+        "arguments": vars(arguments),
     }
     write_results(HERE, results)
     print(json.dumps(results, indent=2))

@@ -1,7 +1,7 @@
 """``python -m arbor_ingest serve|migrate``."""
 
-from arbor_ingest.bootstrap import MIGRATIONS, SERVICE, create_app
+from arbor_ingest.bootstrap import MIGRATIONS, SERVICE, create_server_app
 from arbor_ingest.config import IngestSettings
 from arbor_shared.cli import service_cli
 
-service_cli(SERVICE, IngestSettings, create_app, MIGRATIONS)
+service_cli(SERVICE, IngestSettings, create_server_app, MIGRATIONS)

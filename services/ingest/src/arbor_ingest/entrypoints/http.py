@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arbor_ingest import handlers
 from arbor_ingest.domain.errors import EventRejectedError
 from arbor_ingest.domain.publishers import CLOCK_SCOPE, Publisher
+from arbor_ingest.entrypoints import submissions
 from arbor_ingest.entrypoints.auth import EventsWriter
 from arbor_ingest.entrypoints.idempotent import respond
 from arbor_ingest.entrypoints.parsing import (
@@ -75,7 +76,9 @@ async def post_event(
 ) -> JSONResponse:
     """Accept one canonical event; a 2xx means it is committed and will be published."""
     body = await request.body()
-    event_id, data = parse_event(load_json(body), clock=_moves_clock(publisher))
+    # The one-pass parse is the common case; the item parser names what is wrong.
+    fast = submissions.parse_one(body)
+    event_id, data = fast or parse_event(load_json(body), clock=_moves_clock(publisher))
 
     async def accept(session: AsyncSession) -> tuple[int, dict[str, Any]]:
         (result,) = await handlers.accept_many(
@@ -103,15 +106,14 @@ async def post_events_batch(
 ) -> JSONResponse:
     """Accept many canonical events in one transaction, with one result per event."""
     body = await request.body()
-    raw_events = _events(load_json(body), request.app.state.max_batch_events)
-    parsed: dict[int, tuple[str, EventData]] = {}
+    limit = request.app.state.max_batch_events
     results: dict[int, dict[str, Any]] = {}
-    for n, raw in enumerate(raw_events):
-        try:
-            parsed[n] = parse_event(raw, f"events[{n}].", clock=_moves_clock(publisher))
-        except InvalidSubmissionError as exc:
-            event_id = exc.event_id or _raw_id(raw)
-            results[n] = _result(n, event_id, "rejected", exc.problems)
+    fast = submissions.parse_batch(body, limit)
+    if fast is not None:
+        parsed = dict(enumerate(fast))
+    else:
+        events = _events(load_json(body), limit)
+        parsed = _parse_items(events, results, clock=_moves_clock(publisher))
 
     async def accept(session: AsyncSession) -> tuple[int, dict[str, Any]]:
         outcomes = await handlers.accept_many(
@@ -123,6 +125,20 @@ async def post_events_batch(
         return status.HTTP_200_OK, _summary(results)
 
     return await respond(runtime, publisher, idempotency_key, body, accept)
+
+
+def _parse_items(
+    events: list[Any], results: dict[int, dict[str, Any]], *, clock: bool
+) -> dict[int, tuple[str, EventData]]:
+    """Parse item by item, answering each bad one in ``results``."""
+    parsed: dict[int, tuple[str, EventData]] = {}
+    for n, raw in enumerate(events):
+        try:
+            parsed[n] = parse_event(raw, f"events[{n}].", clock=clock)
+        except InvalidSubmissionError as exc:
+            event_id = exc.event_id or _raw_id(raw)
+            results[n] = _result(n, event_id, "rejected", exc.problems)
+    return parsed
 
 
 def _moves_clock(publisher: Publisher) -> bool:
