@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.infra import start_kafka, start_postgres
 
@@ -102,3 +103,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def write_results(folder: Path, results: dict[str, object]) -> None:
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+async def delete_topics(bootstrap: str, *prefixes: str) -> None:
+    """Delete a run's topics: every partition holds open files on the one broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()

@@ -29,7 +29,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from arbor_metrics.adapters.repository import load_facts
 from arbor_metrics.bootstrap import MIGRATIONS, create_app
@@ -44,6 +43,12 @@ from arbor_shared.events.envelope import Envelope
 from arbor_shared.kafka.clients import ensure_topics
 from arbor_shared.local_issuer import AUDIENCE, ISSUER
 from arbor_shared.settings import KafkaSettings
+
+# Run as a script (as bench/run_all.py does) the repository root is not on the path.
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import delete_topics
 
 START = date(2023, 1, 1)
 AS_OF = date(2024, 12, 31)
@@ -350,17 +355,6 @@ async def _drop(dsn: str, schemas: list[str]) -> None:
         await connection.close()
 
 
-async def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
 async def consume_figures(
     bootstrap: str, settings: MetricsSettings, count: int, repeats: int
 ) -> dict[str, object]:
@@ -474,7 +468,7 @@ async def main(arguments: argparse.Namespace) -> dict[str, object]:
     figures |= await answer_figures(settings, dsn, generated)
     figures |= await freshness_figures(arguments, url, prefix)
     await _drop(dsn, [f"{prefix}_{n}" for n in ("rebuild", "looped", "batch", "fresh")])
-    await _delete_topics(arguments.bootstrap, (prefix + ".", prefix + "f."))
+    await delete_topics(arguments.bootstrap, prefix + ".", prefix + "f.")
     return figures
 
 

@@ -1,0 +1,1 @@
+"""Dunning benchmarks: payment to cancelled steps, through ingest or from the ledger."""
