@@ -10,6 +10,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_segmentation.adapters import deferred, repository
 from arbor_segmentation.adapters.definitions import DefinitionCache
@@ -223,3 +224,32 @@ async def test_event_failing_inside_its_batch_is_dead_lettered_the_rest_applied(
     assert b"cannot open inv-bad" in headers["dlq_error"]
     assert [r["invoice_id"] for r in risks] == ["inv-good"]
     assert response.json()["features"]["open_invoices"] == 1
+
+
+class CrashError(Exception):
+    pass
+
+
+async def test_work_queued_on_a_rolled_back_transaction_never_runs(
+    start_segmentation: Start,
+) -> None:
+    ran: list[str] = []
+
+    async def before() -> None:
+        ran.append("before")
+
+    async def crash(session: AsyncSession) -> None:
+        async with session.begin():
+            deferred.before_commit(session, before)
+            deferred.after_commit(session, lambda: ran.append("after"))
+            raise CrashError
+
+    async with start_segmentation(**QUIET_TIMERS) as service:
+        runtime: ServiceRuntime = service.app.state.runtime
+        async with runtime.sessions() as session:
+            with pytest.raises(CrashError):
+                await crash(session)
+            async with session.begin():
+                deferred.after_commit(session, lambda: ran.append("next"))
+
+    assert ran == ["next"]
