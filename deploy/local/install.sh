@@ -21,6 +21,8 @@ ensure_debian_packages() {
   local missing=()
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
+  # The portal benchmark's load generator (make bench).
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   if [ ${#missing[@]} -eq 0 ]; then
     return
   fi
