@@ -37,6 +37,12 @@ from arbor_portal.bootstrap import MIGRATIONS
 from arbor_shared.db.migrations import upgrade_async
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 
+# Run as a script (as bench/run_all.py does) the repository root is not on the path.
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.common import infrastructure
+
 SCHEMA = "bench_portal"
 PREFIX = "benchportal"
 
@@ -259,9 +265,18 @@ async def main() -> None:
     parser.add_argument("--pool", type=int, default=10, help="database pool size")
     parser.add_argument("--drop", action="store_true")
     arguments = parser.parse_args()
-    url = os.environ["ARBOR_TEST_DATABASE_URL"]
-    bootstrap = os.environ["ARBOR_TEST_KAFKA_BOOTSTRAP"]
+    url = os.environ.get("ARBOR_TEST_DATABASE_URL")
+    bootstrap = os.environ.get("ARBOR_TEST_KAFKA_BOOTSTRAP")
+    if url and bootstrap:
+        await measure(arguments, url, bootstrap)
+        return
+    # Without a shared broker and server, a private pair for this run.
+    with infrastructure() as infra:
+        await measure(arguments, infra.database_url, infra.bootstrap)
 
+
+async def measure(arguments: argparse.Namespace, url: str, bootstrap: str) -> None:
+    """Seed, start the portal, then the paced and the unpaced runs."""
     await seed(url, arguments.customers, arguments.invoices)
     issuer = LocalIssuer(Path(tempfile.mkdtemp(prefix="portal-bench-")))
     chosen = random.sample(range(1, arguments.customers + 1), arguments.sample)
