@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 cohorts = typer.Typer(
@@ -39,9 +40,23 @@ def _client(url: str, token: str | None) -> httpx.Client:
     )
 
 
+def _call(url: str, token: str | None, method: str, path: str, **send: Any) -> None:
+    """Send one request to the service at ``url`` and print its answer."""
+    with _client(url, token) as client:
+        try:
+            response = client.request(method, path, **send)
+        except httpx.TransportError as exc:
+            reason = escape(f"cannot reach {url}: {exc}")
+            console.print(f"[red]{reason}[/red]")
+            raise typer.Exit(1) from exc
+    _show(response)
+
+
 def _show(response: httpx.Response) -> None:
     if response.is_error:
-        console.print(f"[red]{response.status_code}[/red] {response.text}")
+        # The body quotes the caller's input and patterns such as [a-z]: printed as
+        # markup, Rich would swallow them as style tags.
+        console.print(f"[red]{response.status_code}[/red] {escape(response.text)}")
         raise typer.Exit(1)
     console.print_json(response.text)
 
@@ -60,8 +75,7 @@ def preview(
     token: Token = None,
 ) -> None:
     """Show how many customers would move from which cohort to which."""
-    with _client(url, token) as client:
-        _show(client.post("/v1/cohorts:preview", json=_load(definition)))
+    _call(url, token, "POST", "/v1/cohorts:preview", json=_load(definition))
 
 
 @cohorts.command("create")
@@ -71,8 +85,7 @@ def create(
     token: Token = None,
 ) -> None:
     """Store a new definition version (validated; not yet active)."""
-    with _client(url, token) as client:
-        _show(client.post("/v1/cohorts", json=_load(definition)))
+    _call(url, token, "POST", "/v1/cohorts", json=_load(definition))
 
 
 @cohorts.command("activate")
@@ -82,8 +95,7 @@ def activate(
     token: Token = None,
 ) -> None:
     """Activate a version: every customer is re-scored and moves are published."""
-    with _client(url, token) as client:
-        _show(client.post(f"/v1/cohorts/{version}:activate"))
+    _call(url, token, "POST", f"/v1/cohorts/{version}/activations")
 
 
 @policies.command("simulate")
@@ -93,22 +105,22 @@ def simulate_policy(
     token: Token = None,
 ) -> None:
     """Replay past events through a candidate policy; nothing is sent."""
-    with _client(url, token) as client:
-        _show(client.post("/v1/policies:simulate", json=_load(request)))
+    _call(url, token, "POST", "/v1/policies:simulate", json=_load(request))
 
 
 @kpis.command("show")
 def show(
     as_of: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    # The KPIs are per currency, never summed across them: the API requires one.
+    currency: Annotated[str, typer.Option(help="ISO 4217 code, e.g. EUR")],
     cohort: str | None = None,
-    currency: str | None = None,
     url: str = "http://127.0.0.1:8004",
     token: Token = None,
 ) -> None:
     """Print the KPIs as of a date, for a cohort and currency."""
-    params = {"as_of": as_of, "cohort": cohort, "currency": currency}
-    with _client(url, token) as client:
-        _show(client.get("/v1/kpis", params={k: v for k, v in params.items() if v}))
+    params = {"as_of": as_of, "currency": currency, "cohort": cohort}
+    present = {name: value for name, value in params.items() if value}
+    _call(url, token, "GET", "/v1/kpis", params=present)
 
 
 @kpis.command("rebuild")
