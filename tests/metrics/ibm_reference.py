@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-CSV = Path("/work/shared/data/ibm-accounts-receivable.csv")
+from tests.ingest.fixtures.data import IBM_CSV
+
+# The very file the replay imports through ingest.
+CSV = IBM_CSV
 
 
 @dataclass(frozen=True)
@@ -221,3 +223,12 @@ def cohort_on(row_paperless: date, country: str, day: date) -> str:
     if day >= row_paperless and row_paperless.year == 2013:
         return "paperless"
     return f"country-{country}"
+
+
+def subset(actual: Any, wanted: Any) -> Any:
+    """``actual`` cut down to the keys ``wanted`` names, for a readable diff."""
+    if isinstance(wanted, dict):
+        return {k: subset(actual[k], v) for k, v in wanted.items()}
+    if isinstance(wanted, list):
+        return [subset(a, w) for a, w in zip(actual, wanted, strict=True)]
+    return actual

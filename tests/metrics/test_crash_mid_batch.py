@@ -23,8 +23,10 @@ from arbor_shared.db import create_engine
 from tests.conftest import Namespace
 from tests.e2e.processes import ServiceProcess, free_port
 from tests.metrics import ibm_reference as ref
-from tests.metrics.test_ibm_replay import DATA, _ledger_records, _subset
+from tests.metrics.ibm_facts import ledger_records
 from tests.support import create_topics, eventually, migrate, produce, service_settings
+
+DATA = ref.rows()
 
 
 async def _stored(engine: AsyncEngine) -> int:
@@ -44,7 +46,7 @@ async def test_killed_mid_batch_then_restarted_kpis_stay_exact(
     await produce(
         namespace.kafka.bootstrap,
         f"{namespace.name}.{topics.LEDGER}",
-        _ledger_records(),
+        ledger_records(DATA),
     )
     env = namespace.env("metrics", "ARBOR_METRICS_", free_port())
     env["ARBOR_METRICS_KAFKA__MAX_POLL_RECORDS"] = "200"
@@ -83,7 +85,7 @@ async def test_killed_mid_batch_then_restarted_kpis_stay_exact(
                 "/v1/kpis", params={"as_of": as_of.isoformat(), "currency": "USD"}
             )
             wanted = ref.expected(DATA, as_of, None)
-            assert _subset(response.json(), wanted) == wanted
+            assert ref.subset(response.json(), wanted) == wanted
     metrics.stop()
     await engine.dispose()
 
