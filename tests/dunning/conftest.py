@@ -8,17 +8,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from arbor_dunning.adapters.messages import Message
 from arbor_dunning.adapters.metrics import DunningMetrics
+from arbor_dunning.adapters.policy_document import PolicyDocument
 from arbor_dunning.adapters.senders import ChannelSenders
 from arbor_dunning.adapters.tables import messaging, steps
-from arbor_dunning.bootstrap import MIGRATIONS, SERVICE, build_scheduler
+from arbor_dunning.bootstrap import MIGRATIONS, SERVICE, build_scheduler, create_app
 from arbor_dunning.config import DunningSettings
+from arbor_dunning.domain.policy import Policy, Step
 from arbor_dunning.handlers import build_handlers
-from arbor_dunning.policies import seed_defaults
+from arbor_dunning.policies import add_policy, seed_defaults
 from arbor_dunning.scheduler import Scheduler
 from arbor_shared.clock import EventClock
 from arbor_shared.events import (
@@ -90,6 +93,19 @@ class Harness:
             async with self.runtime.sessions.begin() as session:
                 ctx = Context(session, self.runtime.outbox, self.clock, envelope)
                 await self.handlers[event.event_type](ctx, event)
+
+    async def use_policy(self, *ladder: Step, cohort: str = "default") -> int:
+        """Store a new version of ``cohort``'s policy with ``ladder``; its number."""
+        document = PolicyDocument.from_policy(Policy(cohort, 0, ladder))
+        async with self.runtime.sessions.begin() as session:
+            return await add_policy(
+                session,
+                self.runtime.outbox,
+                cohort=cohort,
+                document=document,
+                created_by="test",
+                now=self.clock.now(),
+            )
 
     async def at(self, moment: datetime) -> None:
         """Move the clock to ``moment`` and run one scheduler pass."""
@@ -173,6 +189,22 @@ async def dunning(namespace: Namespace) -> AsyncIterator[Harness]:
     harness = await make_harness(namespace)
     yield harness
     await harness.runtime.engine.dispose()
+
+
+@pytest.fixture
+async def api(
+    dunning: Harness, namespace: Namespace
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The operations API of the harness's service, called as an operator."""
+    app = create_app(dunning.settings)
+    token = namespace.issuer.mint("ops-1", roles=("operator",))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://dunning",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        yield client
+    await app.state.runtime.engine.dispose()
 
 
 def customer(

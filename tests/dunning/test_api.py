@@ -1,36 +1,15 @@
-"""The operations API: policies, back-tests and a customer's dunning page."""
+"""The operations API: policies and a customer's dunning page."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from arbor_dunning.bootstrap import create_app
 from tests.conftest import Namespace
-from tests.data import IBM_CSV
 from tests.dunning.conftest import Harness, customer, invoice
-
-SAMPLE_LINES = IBM_CSV.read_text().splitlines()
-
-
-@pytest.fixture
-async def api(
-    dunning: Harness, namespace: Namespace
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(dunning.settings)
-    token = namespace.issuer.mint("ops-1", roles=("operator",))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://dunning",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        yield client
-    await app.state.runtime.engine.dispose()
-
 
 POLICY: dict[str, Any] = {
     "steps": [
@@ -128,45 +107,6 @@ async def test_policy_breaking_a_domain_rule_is_refused_with_the_reason(
 
 async def test_unknown_cohort_policy_is_404(api: httpx.AsyncClient) -> None:
     assert (await api.get("/v1/policies/nobody")).status_code == 404
-
-
-async def test_simulation_replays_the_sample_without_sending(
-    api: httpx.AsyncClient, dunning: Harness
-) -> None:
-    lines = SAMPLE_LINES[:301]
-    default = (await api.get("/v1/policies/default")).json()["policy"]
-
-    response = await api.post(
-        "/v1/policies:simulate",
-        json={"policy": default, "csv": "\n".join(lines), "limit": 10_000},
-    )
-
-    body = response.json()
-    assert response.status_code == 200, response.text
-    assert body["invoices"] == 300
-    mine = [a for a in body["actions"] if a["invoice_id"] == "0007900770"]
-    # Due Monday 25 Feb 2013, settled 3 March: courtesy and due date, no plan offer.
-    assert [(a["step"], a["send_at"][:10]) for a in mine] == [
-        ("courtesy", "2013-02-22"),
-        ("due_today", "2013-02-25"),
-    ]
-    assert not [a for a in body["actions"] if a["invoice_id"] == "0000611365"]
-    assert body["actions_total"] == sum(body["actions_by_step"].values())
-    assert dunning.sender.sent == []
-
-
-async def test_simulation_rejects_a_bad_csv_with_the_line(
-    api: httpx.AsyncClient,
-) -> None:
-    default = (await api.get("/v1/policies/default")).json()["policy"]
-    csv = "customerID,invoiceNumber,DueDate,InvoiceAmount\nc1,i1,13/45/2013,1.00\n"
-
-    response = await api.post(
-        "/v1/policies:simulate", json={"policy": default, "csv": csv}
-    )
-
-    assert response.status_code == 422
-    assert "line 2" in response.json()["detail"]
 
 
 async def test_customer_dunning_shows_sent_and_upcoming_with_reasons(

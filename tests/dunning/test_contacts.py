@@ -12,9 +12,11 @@ from arbor_dunning.adapters.messages import Message
 from arbor_dunning.adapters.senders import ChannelSenders
 from arbor_dunning.adapters.tables import contacts
 from arbor_dunning.bootstrap import build_scheduler
+from arbor_dunning.domain.policy import Step
 from arbor_shared.events import (
     DisputeOpened,
     DisputeResolved,
+    PaymentPlanRequested,
     PromiseToPayMade,
 )
 from tests.dunning.conftest import CrashError, FakeSender, Harness, customer, invoice
@@ -50,6 +52,31 @@ async def test_weekly_cap_defers_the_fourth_contact_to_the_next_week(
     assert await dunning.next_due() == datetime(2026, 3, 16, 8, tzinfo=UTC)
     await dunning.at(datetime(2026, 3, 16, 8, tzinfo=UTC))
     assert len(dunning.sender.sent) == 3  # still three contacts in the last week
+
+
+async def test_weekly_cap_counts_contacts_on_every_channel(
+    dunning: Harness,
+) -> None:
+    await dunning.use_policy(
+        Step("mail", -3, "email", "courtesy"),
+        Step("text", -2, "sms", "courtesy"),
+        Step("post", -1, "letter", "courtesy"),
+        Step("due", 0, "email", "due_today"),
+    )
+    # Due Thursday 19 March: the four steps fall on Monday to Thursday at nine.
+    await dunning.feed(customer(), invoice(due=date(2026, 3, 19)))
+    for day in (16, 17, 18, 19):
+        await dunning.at(datetime(2026, 3, day, 8, tzinfo=UTC))
+
+    # Only one e-mail has gone out, so a cap per channel would have let this one
+    # through; the cap counts the SMS and the letter too.
+    assert [m.channel for m in dunning.sender.sent] == ["email", "sms", "letter"]
+    assert (await dunning.step_states("inv-1"))["due"] == ("planned", None)
+    # Deferred until Monday's e-mail is a week old.
+    released = await dunning.next_due()
+    assert released == datetime(2026, 3, 23, 8, 0, 1, tzinfo=UTC)
+    await dunning.at(released)
+    assert [m.channel for m in dunning.sender.sent][3:] == ["email"]
 
 
 async def test_crash_between_deciding_and_sending_sends_once_on_recovery(
@@ -222,3 +249,56 @@ async def test_broken_promise_resumes_dunning_and_is_published(
         "promised",
         "missed_during_outage",
     }
+
+
+def _plan_requested(at: datetime) -> PaymentPlanRequested:
+    return PaymentPlanRequested(
+        customer_id="cus-1",
+        request_id="ppr-1",
+        invoice_id="inv-1",
+        installments=6,
+        requested_at=at,
+    )
+
+
+async def test_payment_plan_request_pauses_dunning(dunning: Harness) -> None:
+    await dunning.feed(customer(), invoice())
+    await dunning.at(COURTESY)
+    requested = datetime(2026, 3, 14, 10, tzinfo=UTC)
+    dunning.clock.advance_to(requested)
+
+    await dunning.feed(_plan_requested(requested))
+
+    # Paused as the request is consumed, before any scheduler pass: paused, not
+    # cancelled, because a person answers the request.
+    states = await dunning.step_states("inv-1")
+    assert states.pop("courtesy") == ("done", None)
+    assert set(states.values()) == {("paused", "promised")}
+    cancelled = await dunning.published("ReminderCancelled")
+    assert [(c["step"], c["cancel_reason"]) for c in cancelled] == [
+        ("due_today", "promised"),
+        ("plan_offer", "promised"),
+        ("late_fee", "promised"),
+        ("escalation", "promised"),
+    ]
+    # Nothing goes out meanwhile, not even the late fee or the escalation task.
+    await dunning.at(datetime(2026, 6, 1, 8, tzinfo=UTC))
+    assert [m.invoice_id for m in dunning.sender.sent] == ["inv-1"]
+    assert await dunning.published("LateFeeAssessed") == []
+    assert await dunning.published("EscalationRaised") == []
+
+
+async def test_payment_plan_request_still_holds_after_a_policy_change(
+    dunning: Harness,
+) -> None:
+    requested = datetime(2026, 3, 2, tzinfo=UTC)
+    await dunning.feed(customer(), invoice())
+    dunning.clock.advance_to(requested)
+    await dunning.feed(_plan_requested(requested))
+
+    await dunning.use_policy(Step("firm", 3, "email", "late_fee"))
+    await dunning.at(datetime(2026, 6, 1, 8, tzinfo=UTC))
+
+    # The new policy's plan is made paused: the request is still unanswered.
+    assert (await dunning.step_states("inv-1"))["firm"] == ("paused", None)
+    assert dunning.sender.sent == []

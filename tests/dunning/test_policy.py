@@ -13,6 +13,8 @@ from arbor_dunning.domain.errors import InvalidPolicyError
 from arbor_dunning.domain.planner import (
     DueStep,
     fee_amount,
+    fee_applies,
+    fee_period,
     hand_over,
     plan_invoice,
     terms_worsened,
@@ -123,3 +125,20 @@ def test_percentage_fee_rounds_half_even_and_respects_the_cap() -> None:
     assert fee_amount(fee, balance_minor=500_000, assessed_minor=0) == 2_000
     assert fee_amount(fee, balance_minor=500_000, assessed_minor=1_500) == 500
     assert fee_amount(fee, balance_minor=500_000, assessed_minor=2_000) == 0
+
+
+def test_grace_period_ends_at_local_midnight_after_its_last_day() -> None:
+    fee = Fee(fixed_minor=2_500, grace_days=7)
+    due = date(2026, 3, 16)
+
+    def applies(at: datetime) -> bool:
+        return fee_applies(fee, due_date=due, at=at, locale=BERLIN)
+
+    assert not applies(datetime(2026, 3, 23, 22, 59, tzinfo=UTC))  # 23:59 in Berlin
+    assert applies(datetime(2026, 3, 23, 23, 0, tzinfo=UTC))  # 24 March begins
+
+
+def test_fee_period_is_the_customers_local_month() -> None:
+    # 00:30 on 1 April in Berlin (CEST) is still 31 March in UTC.
+    assert fee_period(datetime(2026, 3, 31, 22, 30, tzinfo=UTC), BERLIN) == "2026-04"
+    assert fee_period(datetime(2026, 3, 31, 21, 30, tzinfo=UTC), BERLIN) == "2026-03"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,10 @@ from arbor_shared.events import (
 from arbor_shared.money import to_minor
 
 _CSV_COLUMNS = ("customerID", "invoiceNumber", "DueDate", "InvoiceAmount")
+HISTORY_TYPES = frozenset(
+    model.event_type
+    for model in (CustomerCreated, CustomerUpdated, InvoiceIssued, InvoiceSettled)
+)
 
 
 def from_csv(text: str, *, currency: str, locale: Locale) -> list[PastInvoice]:
@@ -63,11 +67,21 @@ def from_events(
     events: Sequence[Mapping[str, Any]], *, default_locale: Locale
 ) -> list[PastInvoice]:
     """Canonical events (``{"type": ..., "data": {...}}``) to past invoices."""
+    decoded = [_event(n, item) for n, item in enumerate(events)]
+    return past_invoices(decoded, default_locale=default_locale)
+
+
+def past_invoices(
+    events: Iterable[object], *, default_locale: Locale
+) -> list[PastInvoice]:
+    """The invoices the events issued, in their customers' zones, with settlements.
+
+    Only the types in ``HISTORY_TYPES`` shape the result; any other is ignored.
+    """
     locales: dict[str, Locale] = {}
     issued: dict[str, InvoiceIssued] = {}
     settled: dict[str, datetime] = {}
-    for n, item in enumerate(events):
-        data = _event(n, item)
+    for data in events:
         if isinstance(data, CustomerCreated | CustomerUpdated):
             locales[data.customer_id] = Locale(data.time_zone, data.country)
         elif isinstance(data, InvoiceIssued):

@@ -6,10 +6,11 @@ from collections import Counter
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 
 from arbor_dunning import policies as policy_store
 from arbor_dunning.adapters import history
+from arbor_dunning.adapters.past_events import PastEvents, read_past_events
 from arbor_dunning.adapters.policy_document import PolicyDocument
 from arbor_dunning.adapters.tables import contacts, customers, steps
 from arbor_dunning.domain.calendar import Locale
@@ -19,8 +20,9 @@ from arbor_dunning.domain.errors import (
     InvalidSimulationInputError,
     PolicyNotFoundError,
 )
-from arbor_dunning.domain.simulation import simulate
+from arbor_dunning.domain.simulation import PastInvoice, simulate
 from arbor_dunning.entrypoints.schemas import (
+    SIMULATION_EXAMPLES,
     ActionRead,
     CustomerDunningRead,
     PolicyCreate,
@@ -31,6 +33,7 @@ from arbor_dunning.entrypoints.schemas import (
 )
 from arbor_shared.auth import Operator
 from arbor_shared.http import Runtime
+from arbor_shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/v1", tags=["dunning"])
 
@@ -102,17 +105,15 @@ async def create_policy(
 
 
 @router.post("/policies:simulate")
-async def simulate_policy(_: Operator, body: SimulationCreate) -> SimulationRead:
+async def simulate_policy(
+    runtime: Runtime,
+    _: Operator,
+    body: Annotated[SimulationCreate, Body(openapi_examples=SIMULATION_EXAMPLES)],
+) -> SimulationRead:
     """Replay past invoices through a candidate policy; nothing is sent."""
-    locale = Locale(body.time_zone, body.country)
     try:
         policy = body.policy.to_policy(body.cohort, 0)
-        if body.csv is not None:
-            past = history.from_csv(body.csv, currency=body.currency, locale=locale)
-        elif body.events is not None:
-            past = history.from_events(body.events, default_locale=locale)
-        else:
-            raise InvalidSimulationInputError("give either csv or events")
+        past, read = await _past_invoices(runtime, body)
         actions = simulate(policy, past, until=body.until or history.horizon(past))
     except DunningError as exc:
         raise _http_error(exc) from exc
@@ -127,7 +128,29 @@ async def simulate_policy(_: Operator, body: SimulationCreate) -> SimulationRead
             for a in actions[: body.limit]
         ],
         truncated=len(actions) > body.limit,
+        records_read=read.records_read if read else None,
+        reached_end=read.reached_end if read else None,
     )
+
+
+async def _past_invoices(
+    runtime: ServiceRuntime, body: SimulationCreate
+) -> tuple[list[PastInvoice], PastEvents | None]:
+    locale = Locale(body.time_zone, body.country)
+    source = body.past_source
+    if source == "csv":
+        assert body.csv is not None
+        return history.from_csv(body.csv, currency=body.currency, locale=locale), None
+    if source == "events":
+        assert body.events is not None
+        return history.from_events(body.events, default_locale=locale), None
+    read = await read_past_events(
+        runtime.settings.kafka,
+        runtime.topics,
+        event_types=history.HISTORY_TYPES,
+        max_records=body.max_records,
+    )
+    return history.past_invoices(read.events, default_locale=locale), read
 
 
 @router.get("/customers/{customer_id}/dunning")
