@@ -65,6 +65,23 @@ def _unknown_key(subject: str) -> str:
     )
 
 
+def _signed(portal: Portal, claims: dict[str, object]) -> str:
+    """``claims`` signed with the issuer's own key, as only the issuer could."""
+    pem = (portal.issuer.folder / "issuer-key.pem").read_bytes()
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return jwt.encode(
+        claims, key, algorithm="RS256", headers={"kid": portal.issuer.kid}
+    )
+
+
+def _signed_without(portal: Portal, subject: str, claim: str) -> str:
+    return _signed(portal, {k: v for k, v in _claims(subject).items() if k != claim})
+
+
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
+
+
 def _forged_tokens(portal: Portal, subject: str) -> dict[str, str]:
     issuer = portal.issuer
     valid = issuer.mint(subject)
@@ -78,6 +95,9 @@ def _forged_tokens(portal: Portal, subject: str) -> dict[str, str]:
         "hs256_with_rsa_public_key": _hs256_with_public_key(portal, subject),
         "tampered_signature": f"{head}.{body}.{signature[::-1]}",
         "garbage": "not-a-token",
+    } | {
+        f"missing_{claim}": _signed_without(portal, subject, claim)
+        for claim in REQUIRED_CLAIMS
     }
 
 
@@ -90,6 +110,7 @@ TOKEN_CASES = [
     "hs256_with_rsa_public_key",
     "tampered_signature",
     "garbage",
+    *(f"missing_{claim}" for claim in REQUIRED_CLAIMS),
 ]
 
 
@@ -105,6 +126,21 @@ async def test_bad_tokens_are_rejected_with_401(portal: Portal, case: str) -> No
 
     assert response.status_code == 401, response.text
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_a_token_signed_like_the_missing_claim_cases_is_accepted(
+    portal: Portal,
+) -> None:
+    # The control for the missing_* cases: with every claim present, the same
+    # hand-signed token passes, so a refusal above is the missing claim's doing.
+    alice = await portal.customer()
+    token = _signed(portal, _claims(alice.subject))
+
+    response = await portal.client.get(
+        "/v1/invoices", headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == 200, response.text
 
 
 async def test_the_same_request_with_a_valid_token_succeeds(portal: Portal) -> None:

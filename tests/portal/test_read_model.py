@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
+
+from arbor_shared.clock import FixedClock
 from arbor_shared.events import (
     ActionReason,
     Allocation,
     CreditNoteIssued,
     CustomerBalanceChanged,
     CustomerCreated,
+    InvoiceIssued,
+    InvoiceLine,
     InvoiceSettled,
     PaymentReceived,
     PaymentRefunded,
@@ -17,7 +23,7 @@ from arbor_shared.events import (
     ReminderScheduled,
     ReminderSent,
 )
-from tests.portal.conftest import NOW, Portal, ledger_balance
+from tests.portal.conftest import NOW, Customer, Portal, ledger_balance
 
 REASON = ActionReason(
     policy_id="pol-late",
@@ -91,6 +97,111 @@ async def test_the_same_payment_delivered_twice_is_listed_once(portal: Portal) -
     await portal.apply(payment)
 
     assert len((await alice.get("/v1/payments")).json()["items"]) == 1
+
+
+async def test_invoice_detail_lists_every_line_as_issued(portal: Portal) -> None:
+    alice = await portal.customer()
+    lines = (
+        InvoiceLine(
+            description="Licence seats, April",
+            quantity=3,
+            unit_amount_minor=25_000,
+            amount_minor=75_000,
+        ),
+        InvoiceLine(
+            description="Onboarding workshop",
+            quantity=1,
+            unit_amount_minor=45_000,
+            amount_minor=45_000,
+        ),
+    )
+    await portal.apply(
+        InvoiceIssued(
+            customer_id=alice.customer_id,
+            invoice_id="inv-lines",
+            currency="EUR",
+            amount_minor=120_000,
+            issue_date=date(2024, 4, 1),
+            due_date=date(2024, 4, 30),
+            issued_at=NOW,
+            lines=lines,
+        )
+    )
+
+    detail = (await alice.get("/v1/invoices/inv-lines")).json()
+
+    assert detail["lines"] == [
+        {
+            "description": "Licence seats, April",
+            "quantity": 3,
+            "unit_amount_minor": 25_000,
+            "amount_minor": 75_000,
+        },
+        {
+            "description": "Onboarding workshop",
+            "quantity": 1,
+            "unit_amount_minor": 45_000,
+            "amount_minor": 45_000,
+        },
+    ]
+    assert detail["amount_minor"] == 120_000
+
+
+# 10:30 UTC on 12 April is already 00:30 on 13 April in Kiritimati (UTC+14).
+CLOCK_AT = datetime(2024, 4, 12, 10, 30, tzinfo=UTC)
+FAR_EAST = "Pacific/Kiritimati"
+
+
+@pytest.fixture
+def fixed_clock(portal: Portal, monkeypatch: pytest.MonkeyPatch) -> FixedClock:
+    """The portal's clock stopped at ``CLOCK_AT`` for this test only."""
+    clock = FixedClock(CLOCK_AT)
+    monkeypatch.setattr(portal.app.state.runtime, "clock", clock)
+    return clock
+
+
+async def _customer_in(portal: Portal, time_zone: str) -> Customer:
+    customer = await portal.customer()
+    await portal.apply(
+        CustomerCreated(
+            customer_id=customer.customer_id,
+            name="Far East Ltd",
+            country="KI",
+            time_zone=time_zone,
+            currency="EUR",
+            started_on=date(2023, 1, 1),
+        )
+    )
+    return customer
+
+
+@pytest.mark.usefixtures("fixed_clock")
+async def test_days_overdue_count_in_the_customers_time_zone(portal: Portal) -> None:
+    customer = await _customer_in(portal, FAR_EAST)
+    due = date(2024, 4, 1)
+    local_today = CLOCK_AT.astimezone(ZoneInfo(FAR_EAST)).date()
+    open_id = await customer.invoice(due_date=due)
+    settled_id = await customer.invoice(due_date=due, balance=0)
+    not_due_id = await customer.invoice(due_date=local_today)
+
+    async def days_overdue(invoice_id: str) -> int:
+        detail = (await customer.get(f"/v1/invoices/{invoice_id}")).json()
+        return int(detail["days_overdue"])
+
+    assert local_today == date(2024, 4, 13)
+    assert await days_overdue(open_id) == (local_today - due).days == 12
+    assert await days_overdue(settled_id) == 0
+    assert await days_overdue(not_due_id) == 0
+
+
+@pytest.mark.usefixtures("fixed_clock")
+async def test_days_overdue_without_a_time_zone_count_in_utc(portal: Portal) -> None:
+    customer = await portal.customer()
+    invoice_id = await customer.invoice(due_date=date(2024, 4, 1))
+
+    detail = (await customer.get(f"/v1/invoices/{invoice_id}")).json()
+
+    assert detail["days_overdue"] == (CLOCK_AT.date() - date(2024, 4, 1)).days == 11
 
 
 async def test_invoice_detail_shows_dunning_actions_with_reasons(

@@ -1,54 +1,34 @@
 """Schemathesis against the portal running in-process (uvicorn on a loopback port).
 
-The app runs in its own thread and event loop with its real lifespan, so the suite
-exercises the same stack a deployment does: token verification, the read model in
-PostgreSQL and the outbox. Every response must be documented, match its schema and
-never be a 5xx.
+Every response must be documented, match its schema and never be a 5xx, and no
+object customer A reads may reach customer B: B asking for it gets 404.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
-import uuid
+import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.engine.recorder import ScenarioRecorder
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    object_level_authorization,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from arbor_portal.bootstrap import MIGRATIONS, create_app
-from arbor_portal.config import PortalSettings
-from arbor_portal.handlers import HANDLERS, profile
-from arbor_shared.db.migrations import upgrade
-from arbor_shared.events import (
-    Allocation,
-    DisputeOpened,
-    EventData,
-    PaymentPlanRequested,
-    PaymentReceived,
-    PromiseToPayMade,
-)
-from arbor_shared.events.envelope import Envelope
-from arbor_shared.kafka.consumer import Context
+from arbor_portal.bootstrap import create_app
 from arbor_shared.local_issuer import LocalIssuer
-from tests.conftest import Namespace
 from tests.infra import KafkaHandle, PostgresHandle
-from tests.portal.conftest import NOW, ledger_balance
-from tests.support import service_settings
+from tests.portal.served import Served, offline_settings, serve
 
 CHECKS = [
     not_a_server_error,
@@ -58,133 +38,23 @@ CHECKS = [
     response_schema_conformance,
 ]
 
-
-@dataclass
-class Served:
-    base_url: str
-    customer_token: str
-    operator_token: str
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def _seed(settings: PortalSettings, subject: str, customer_id: str) -> None:
-    """Objects with the ids the OpenAPI examples use, so examples hit real rows."""
-    runtime = create_app(settings).state.runtime
-    invoice_id = "inv-2024-0001"
-    events: list[EventData] = [
-        ledger_balance(customer_id, invoice_id, 125_000, 25_000),
-        PaymentReceived(
-            customer_id=customer_id,
-            payment_id="pay-881",
-            currency="EUR",
-            amount_minor=100_000,
-            received_at=NOW,
-            allocations=(Allocation(invoice_id=invoice_id, amount_minor=100_000),),
-        ),
-        DisputeOpened(
-            customer_id=customer_id,
-            dispute_id="dsp_5f0c",
-            invoice_id=invoice_id,
-            currency="EUR",
-            amount_minor=1,
-            reason="seed",
-            opened_at=NOW,
-        ),
-        PromiseToPayMade(
-            customer_id=customer_id,
-            promise_id="ptp_77ab",
-            invoice_id=invoice_id,
-            currency="EUR",
-            amount_minor=1,
-            promised_date=NOW.date(),
-            made_at=NOW,
-        ),
-        PaymentPlanRequested(
-            customer_id=customer_id,
-            request_id="ppr_19cd",
-            invoice_id=invoice_id,
-            installments=2,
-            requested_at=NOW,
-        ),
-    ]
-    try:
-        async with runtime.sessions() as session, session.begin():
-            await profile.link_identity(
-                session,
-                runtime.clock,
-                subject=subject,
-                customer_id=customer_id,
-                operator="tests",
-            )
-            for event in events:
-                envelope = Envelope.for_data(event, source="tests", time=NOW)
-                ctx = Context(session, runtime.outbox, runtime.clock, envelope)
-                await HANDLERS[event.event_type](ctx, event)
-    finally:
-        await runtime.engine.dispose()
+OWNER, PEER = "customer-a", "customer-b"
+"""The two identities of the Web Fuzzing Commons document the peer schema loads."""
 
 
 @pytest.fixture(scope="module")
 def served(
     kafka: KafkaHandle, postgres: PostgresHandle, issuer: LocalIssuer
 ) -> Iterator[Served]:
-    namespace = Namespace(f"t{uuid.uuid4().hex[:10]}", kafka, postgres, issuer)
-    port = _free_port()
-    settings = service_settings(
-        PortalSettings,
-        namespace,
-        "portal-api",
-        http_port=port,
-        consumers_enabled=False,
-        rate_limit_per_second=10_000.0,
-        rate_limit_burst=10_000,
-    )
-    subject = "idp|schemathesis"
-    url = settings.database_url.get_secret_value()
-    # Migrating and seeding run their own event loops, in a thread: the test
-    # session's loop is idle while a synchronous fixture runs and must stay set.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, MIGRATIONS, url, settings.database_schema).result()
-        pool.submit(asyncio.run, _seed(settings, subject, "cus-0042")).result()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_config=None
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the portal did not start"
-        time.sleep(0.05)
-    yield Served(
-        f"http://127.0.0.1:{port}",
-        issuer.mint(subject),
-        issuer.mint("ops-1", roles=("operator",)),
-    )
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve(kafka, postgres, issuer) as running:
+        yield running
 
 
-def _offline_settings() -> PortalSettings:
-    # Only to render the OpenAPI document: nothing connects until the lifespan runs.
-    return PortalSettings(
-        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
-        database_schema="schema_only",
-        kafka={"bootstrap": "127.0.0.1:1"},
-        oidc_issuer="https://issuer.invalid",
-        oidc_audience="arbor",
-        oidc_jwks_url="file:///nonexistent",
-    )
+def _openapi() -> dict[str, Any]:
+    return create_app(offline_settings()).openapi()
 
 
-schema = schemathesis.openapi.from_dict(create_app(_offline_settings()).openapi())
+schema = schemathesis.openapi.from_dict(_openapi())
 
 FUZZ = settings(
     max_examples=25,
@@ -201,8 +71,8 @@ def test_customer_api_never_fails_and_matches_its_schema(
 ) -> None:
     case.call_and_validate(
         base_url=served.base_url,
-        headers={"Authorization": f"Bearer {served.customer_token}"},
-        checks=CHECKS,
+        headers={"Authorization": f"Bearer {served.owner_token}"},
+        checks=[*CHECKS, PeerProbes(served.peer_token).replay_as_peer],
     )
 
 
@@ -218,29 +88,116 @@ def test_operations_api_never_fails_and_matches_its_schema(
     )
 
 
-def test_stateful_scenarios_never_fail_and_match_the_schema(served: Served) -> None:
-    """Chains of calls linked by the ids one response hands to the next request."""
-    headers = {"Authorization": f"Bearer {served.customer_token}"}
+def _bearer(name: str, token: str) -> dict[str, object]:
+    header = {"name": "Authorization", "value": f"Bearer {token}"}
+    return {"name": name, "fixedHeaders": [header]}
 
-    class PortalMachine(schema.as_state_machine()):  # type: ignore[misc]
+
+@pytest.fixture(scope="module")
+def peer_schema(
+    served: Served, tmp_path_factory: pytest.TempPathFactory
+) -> schemathesis.BaseSchema:
+    """The schema with both customers' tokens: requests go as A, and B is A's peer."""
+    # The Web Fuzzing Commons document with `peers` is how Schemathesis's
+    # object-level authorization check learns of a second identity.
+    document = tmp_path_factory.mktemp("wfc") / "auth.json"
+    users = [_bearer(OWNER, served.owner_token), _bearer(PEER, served.peer_token)]
+    document.write_text(json.dumps({"auth": users}))
+    wfc = {"path": str(document), "user": OWNER, "peers": [OWNER, PEER]}
+    config = schemathesis.Config.from_dict({"auth": {"wfc": wfc}})
+    return schemathesis.openapi.from_dict(_openapi(), config=config)
+
+
+def _reads_one_object(case: schemathesis.Case[Any]) -> bool:
+    return case.method == "GET" and bool(case.path_parameters)
+
+
+@dataclass
+class PeerProbes:
+    """B's answers for A's objects: our replays and Schemathesis's own probes.
+
+    Schemathesis's check fails only when B gets an equivalent body; the portal
+    promises more (P8): another customer's id answers 404, like a missing one.
+    """
+
+    peer_token: str
+    replayed: set[str] = field(default_factory=set)
+    by_schemathesis: dict[str, set[int]] = field(default_factory=dict)
+
+    def replay_as_peer(
+        self,
+        ctx: schemathesis.CheckContext,
+        response: schemathesis.Response,
+        case: schemathesis.Case[Any],
+    ) -> bool | None:
+        """A check: B asking for what A has just read gets 404."""
+        if not _reads_one_object(case) or not 200 <= response.status_code < 300:
+            return None
+        sent_to = response.request.url
+        assert sent_to is not None
+        replay = httpx.get(
+            sent_to, headers={"Authorization": f"Bearer {self.peer_token}"}
+        )
+        assert replay.status_code == 404, (
+            f"{PEER} got {replay.status_code} for {OWNER}'s {case.formatted_path}"
+        )
+        self.replayed.add(case.operation.label)
+        return True
+
+    def collect(self, recorder: ScenarioRecorder) -> None:
+        """Keep what Schemathesis's check was answered when it asked as B."""
+        for sent in recorder.find_all_cases():
+            answer = recorder.find_response(case_id=sent.id)
+            if sent.auth_identity == PEER and _reads_one_object(sent) and answer:
+                label = sent.operation.label
+                self.by_schemathesis.setdefault(label, set()).add(answer.status_code)
+
+
+# The links reach A's invoice from A's list; a walk that never asks for it as B has
+# not tested isolation at all. The walk is derandomized so that reaching it is a
+# property of the code, not of luck: if a change to the API stops it, raise the
+# example count.
+ALWAYS_PROBED = "GET /v1/invoices/{invoice_id}"
+WALK = settings(
+    max_examples=30,
+    stateful_step_count=10,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def test_stateful_scenarios_never_fail_and_keep_customers_apart(
+    served: Served, peer_schema: schemathesis.BaseSchema
+) -> None:
+    """Chains of calls linked by ids; B asks for every object of A's they read."""
+    probes = PeerProbes(served.peer_token)
+    checks = [*CHECKS, object_level_authorization, probes.replay_as_peer]
+    # Both customers get 403 from the operations API; its routes only dilute the walk.
+    customer_api = peer_schema.exclude(path_regex="^/v1/ops")
+
+    class PortalMachine(customer_api.as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, object]:
-            return {"base_url": served.base_url, "headers": headers}
+            return {"base_url": served.base_url}
 
         def validate_response(
             self,
             response: schemathesis.Response,
             case: schemathesis.Case[Any],
             additional_checks: object = None,
-            **kwargs: object,
+            **kwargs: Any,
         ) -> None:
-            case.validate_response(response, checks=CHECKS)
+            case.validate_response(
+                response, checks=checks, transport_kwargs=kwargs, recorder=self.recorder
+            )
 
-    PortalMachine.run(
-        settings=settings(
-            max_examples=30,
-            stateful_step_count=6,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-    )
+        def teardown(self) -> None:
+            probes.collect(self.recorder)
+
+    PortalMachine.run(settings=WALK)
+
+    assert ALWAYS_PROBED in probes.replayed, probes.replayed
+    assert ALWAYS_PROBED in probes.by_schemathesis, "Schemathesis never asked as B"
+    answers = probes.by_schemathesis.values()
+    assert all(codes == {404} for codes in answers), probes.by_schemathesis

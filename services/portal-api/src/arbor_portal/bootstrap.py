@@ -8,7 +8,14 @@ from arbor_portal.adapters.readmodel import reading
 from arbor_portal.adapters.tables import messaging
 from arbor_portal.config import PortalSettings
 from arbor_portal.domain.ratelimit import RateLimiter
-from arbor_portal.entrypoints import account, actions, errors, ops, threads
+from arbor_portal.entrypoints import (
+    account,
+    actions,
+    errors,
+    openapi,
+    ops,
+    threads,
+)
 from arbor_portal.handlers import HANDLERS
 from arbor_shared import topics
 from arbor_shared.http import create_service_app
@@ -48,4 +55,5 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.max_page_size = settings.max_page_size
     app.state.promise_horizon_days = settings.promise_horizon_days
     errors.install(app)
+    openapi.install(app)
     return app

@@ -80,6 +80,13 @@ class InvoiceSummaryRead(BaseModel):
 
 
 class InvoicePage(BaseModel):
+    model_config = _examples(
+        {
+            "items": [_INVOICE_SUMMARY_EXAMPLE],
+            "next_cursor": "WyIyMDI0LTAzLTAxIiwgImludi0yMDI0LTAwMDEiXQ==",
+        }
+    )
+
     items: list[InvoiceSummaryRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
@@ -120,21 +127,22 @@ class AllocationRead(BaseModel):
     amount_minor: int
 
 
+_PAYMENT_EXAMPLE: dict[str, Any] = {
+    "kind": "payment",
+    "id": "pay-881",
+    "currency": "EUR",
+    "amount_minor": 100000,
+    "occurred_at": "2024-03-20T10:15:00Z",
+    "method": "bank_transfer",
+    "payment_id": None,
+    "invoice_id": None,
+    "note": None,
+    "allocations": [{"invoice_id": "inv-2024-0001", "amount_minor": 100000}],
+}
+
+
 class TransactionRead(BaseModel):
-    model_config = _examples(
-        {
-            "kind": "payment",
-            "id": "pay-881",
-            "currency": "EUR",
-            "amount_minor": 100000,
-            "occurred_at": "2024-03-20T10:15:00Z",
-            "method": "bank_transfer",
-            "payment_id": None,
-            "invoice_id": None,
-            "note": None,
-            "allocations": [{"invoice_id": "inv-2024-0001", "amount_minor": 100000}],
-        }
-    )
+    model_config = _examples(_PAYMENT_EXAMPLE)
 
     kind: Literal["payment", "refund", "credit_note"]
     id: str
@@ -149,11 +157,30 @@ class TransactionRead(BaseModel):
 
 
 class TransactionPage(BaseModel):
+    model_config = _examples({"items": [_PAYMENT_EXAMPLE], "next_cursor": None})
+
     items: list[TransactionRead]
     next_cursor: str | None
 
 
 class PaymentRead(TransactionRead):
+    model_config = _examples(
+        {
+            **_PAYMENT_EXAMPLE,
+            "refunds": [
+                {
+                    **_PAYMENT_EXAMPLE,
+                    "kind": "refund",
+                    "id": "ref-12",
+                    "amount_minor": 5000,
+                    "occurred_at": "2024-03-28T14:00:00Z",
+                    "payment_id": "pay-881",
+                    "allocations": [],
+                }
+            ],
+        }
+    )
+
     refunds: list[TransactionRead]
 
 
@@ -435,15 +462,16 @@ class MessageCreate(BaseModel):
     body: Text4000
 
 
+_MESSAGE_EXAMPLE: dict[str, Any] = {
+    "message_id": "msg_01",
+    "author": "finance",
+    "body": "Sent.",
+    "created_at": "2024-04-02T08:00:00Z",
+}
+
+
 class MessageRead(BaseModel):
-    model_config = _examples(
-        {
-            "message_id": "msg_01",
-            "author": "finance",
-            "body": "Sent.",
-            "created_at": "2024-04-02T08:00:00Z",
-        }
-    )
+    model_config = _examples(_MESSAGE_EXAMPLE)
 
     message_id: str
     author: Literal["customer", "finance"]
@@ -451,17 +479,18 @@ class MessageRead(BaseModel):
     created_at: datetime
 
 
+_THREAD_EXAMPLE: dict[str, Any] = {
+    "thread_id": "thr_9a",
+    "invoice_id": "inv-2024-0001",
+    "subject": "Question about March",
+    "status": "awaiting_finance",
+    "created_at": "2024-04-02T08:00:00Z",
+    "updated_at": "2024-04-02T08:00:00Z",
+}
+
+
 class ThreadSummaryRead(BaseModel):
-    model_config = _examples(
-        {
-            "thread_id": "thr_9a",
-            "invoice_id": "inv-2024-0001",
-            "subject": "Question about March",
-            "status": "awaiting_finance",
-            "created_at": "2024-04-02T08:00:00Z",
-            "updated_at": "2024-04-02T08:00:00Z",
-        }
-    )
+    model_config = _examples(_THREAD_EXAMPLE)
 
     thread_id: str
     invoice_id: str | None
@@ -472,10 +501,14 @@ class ThreadSummaryRead(BaseModel):
 
 
 class ThreadRead(ThreadSummaryRead):
+    model_config = _examples({**_THREAD_EXAMPLE, "messages": [_MESSAGE_EXAMPLE]})
+
     messages: list[MessageRead]
 
 
 class OpsThreadRead(ThreadSummaryRead):
+    model_config = _examples({**_THREAD_EXAMPLE, "customer_id": "cus-0042"})
+
     customer_id: str
 
 
