@@ -27,6 +27,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from arbor_cli.publisher import event_id
 from arbor_cli.simulator import Simulation
@@ -43,6 +44,7 @@ from bench.common import (
     wait_ready,
     write_results,
 )
+from bench.ingest import raw_http
 from bench.ingest.cpu import CpuMeter, postmaster_pid, server_pid
 
 HERE = Path(__file__).resolve().parent
@@ -176,36 +178,46 @@ async def outbox_drained(url: str, events: float) -> dict[str, float]:
             await asyncio.sleep(0.2)
 
 
+# Requests in flight at once; a request beyond them waits for a free connection,
+# and the wait counts in its latency.
+SINGLE_EVENT_CONNECTIONS = 200
+
+
+def _single_body(event: EventData) -> bytes:
+    return orjson.dumps(
+        {
+            "id": event_id(event) + "-single",
+            "type": event.event_type,
+            "data": orjson.loads(event.model_dump_json()),
+        }
+    )
+
+
 async def single_event_latency(url: str, rate: int, seconds: int) -> dict[str, float]:
     events = realistic_events(rate * seconds)
     latencies: list[float] = []
     interval = 1 / rate
 
-    async def send(client: httpx.AsyncClient, event: EventData) -> None:
-        body = orjson.dumps(
-            {
-                "id": event_id(event) + "-single",
-                "type": event.event_type,
-                "data": orjson.loads(event.model_dump_json()),
-            }
-        )
+    async def send(free: asyncio.Queue[raw_http.Connection], event: EventData) -> None:
+        body = _single_body(event)
         headers = sign(body, KEY_ID, SECRET, datetime.now(UTC))
         headers["Content-Type"] = "application/json"
         started = time.perf_counter()
-        response = await client.post("/v1/events", content=body, headers=headers)
+        connection = await free.get()
+        status_code = await connection.post("/v1/events", body, headers)
+        free.put_nowait(connection)
         latencies.append(time.perf_counter() - started)
-        if response.status_code >= 500:
-            response.raise_for_status()
+        if status_code >= 500:
+            raise RuntimeError(f"POST /v1/events answered {status_code}")
 
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    async with raw_http.connections(url, SINGLE_EVENT_CONNECTIONS) as free:
         tasks = []
         start = time.perf_counter()
         for n, event in enumerate(events):
             delay = start + n * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(client, event)))
+            tasks.append(asyncio.create_task(send(free, event)))
         await asyncio.gather(*tasks)
         achieved = len(events) / (time.perf_counter() - start)
     return {
@@ -215,6 +227,19 @@ async def single_event_latency(url: str, rate: int, seconds: int) -> dict[str, f
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
     }
+
+
+async def mean_group_size(url: str) -> float:
+    """Single-event requests per group-commit transaction, from /metrics."""
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        text = (await client.get("/metrics")).text
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    name = "arbor_ingest_single_event_group_size"
+    return values[f"{name}_sum"] / max(values[f"{name}_count"], 1.0)
 
 
 def _service_env(infra: Infra, port: int) -> dict[str, str]:
@@ -260,9 +285,12 @@ async def measure_service(
         single = await cpu.per_event(
             single_event_latency(url, arguments.rate, arguments.seconds)
         )
+        single["mean_group_size"] = await mean_group_size(url)
         print(
-            f"single POST at {arguments.rate}/s: p99 {single['p99_ms']:.1f} ms; "
-            f"server {single['server_cpu_us']:.0f} us CPU per request"
+            f"single POST at {arguments.rate}/s: {single['achieved_rps']:.0f}/s "
+            f"achieved, p99 {single['p99_ms']:.1f} ms; server "
+            f"{single['server_cpu_us']:.0f} us CPU per request, "
+            f"{single['mean_group_size']:.1f} requests per transaction"
         )
     return {"batch": batch, "relay_drain": drain, "single_event": single}
 

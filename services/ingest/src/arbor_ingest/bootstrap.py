@@ -17,6 +17,7 @@ from arbor_ingest.domain.publishers import TokenBucket
 from arbor_ingest.entrypoints import http
 from arbor_ingest.entrypoints.auth import Gatekeeper
 from arbor_ingest.entrypoints.errors import install_error_handlers
+from arbor_ingest.entrypoints.group_commit import SingleEventCommitter
 from arbor_ingest.entrypoints.schemas import BatchCreate, EventCreate
 from arbor_shared.clock import SystemClock
 from arbor_shared.http import Hook, create_service_app
@@ -48,6 +49,7 @@ def create_app(
     """Build the ingest application from settings (the environment by default)."""
     settings = settings or IngestSettings()
     runtime = ServiceRuntime.create(SERVICE, settings, messaging)
+    single_events = SingleEventCommitter(runtime)
     app = create_service_app(
         runtime,
         title="Arbor ingest",
@@ -57,10 +59,12 @@ def create_app(
         "X-Arbor-Timestamp (Unix seconds, within the tolerance) and "
         'X-Arbor-Signature "v1=" + hex HMAC-SHA256 of "{timestamp}.{raw body}".',
         routers=routers(),
-        on_start=on_start,
+        on_start=[single_events.start, *on_start],
+        on_stop=[single_events.stop],
         max_body_bytes=settings.max_body_bytes,
     )
     app.state.settings = settings
+    app.state.single_events = single_events
     app.state.max_batch_events = settings.max_batch_events
     app.state.gatekeeper = Gatekeeper(
         registry=settings.publisher_registry(),

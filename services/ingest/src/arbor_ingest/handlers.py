@@ -7,6 +7,8 @@ committed together or not at all (RELIABILITY P1).
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import logging
 from collections import Counter
@@ -50,6 +52,7 @@ class _Item:
     event_id: str
     data: EventData
     digest: str
+    context: contextvars.Context | None = None
 
 
 async def accept_many(
@@ -58,14 +61,20 @@ async def accept_many(
     items: Sequence[tuple[str, EventData]],
     *,
     publisher: str,
+    contexts: Sequence[contextvars.Context] | None = None,
 ) -> list[Acceptance]:
     """Accept canonical events (event id, data) in the caller's transaction.
 
     An event id seen before with the same data, or the same business facts under a
     new event id, is a duplicate; anything else the ledger refuses is rejected with
     the field and the reason. Nothing is durable until the caller commits.
+    ``contexts``, one per item, are the contexts the items were submitted in when
+    that is not the caller's: each item's envelopes carry its own request's trace.
     """
-    batch = [_Item(n, eid, data, _digest(data)) for n, (eid, data) in enumerate(items)]
+    batch = [
+        _Item(n, eid, data, _digest(data), contexts[n] if contexts else None)
+        for n, (eid, data) in enumerate(items)
+    ]
     results: dict[int, Acceptance] = {}
     fresh = await _claim_event_ids(session, batch, results)
 
@@ -81,7 +90,8 @@ async def accept_many(
     )
     staged: list[tuple[Envelope, EventData]] = []
     for item in fresh:
-        results[item.index] = _apply(item, keys, owners, ledgers, outbox, staged)
+        apply = functools.partial(_apply, item, keys, owners, ledgers, outbox, staged)
+        results[item.index] = item.context.run(apply) if item.context else apply()
     _share_rejections(batch, results)
 
     await _forget_rejected(session, results.values())

@@ -17,7 +17,8 @@ from arbor_ingest.domain.errors import EventRejectedError
 from arbor_ingest.domain.publishers import CLOCK_SCOPE, Publisher
 from arbor_ingest.entrypoints import submissions
 from arbor_ingest.entrypoints.auth import EventsWriter
-from arbor_ingest.entrypoints.idempotent import respond
+from arbor_ingest.entrypoints.group_commit import SingleEvents
+from arbor_ingest.entrypoints.idempotent import Answer, respond
 from arbor_ingest.entrypoints.parsing import (
     InvalidSubmissionError,
     Problem,
@@ -72,6 +73,7 @@ async def post_event(
     request: Request,
     runtime: Runtime,
     publisher: EventsWriter,
+    single_events: SingleEvents,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Accept one canonical event; a 2xx means it is committed and will be published."""
@@ -79,16 +81,26 @@ async def post_event(
     # The one-pass parse is the common case; the item parser names what is wrong.
     fast = submissions.parse_one(body)
     event_id, data = fast or parse_event(load_json(body), clock=_moves_clock(publisher))
+    if idempotency_key is None:
+        # Nothing is stored for the request itself, so it may share a transaction
+        # with the others in flight; a keyed answer is stored with its events.
+        result = await single_events.accept(publisher.key_id, event_id, data)
+        status_code, payload = _event_answer(result)
+        return Answer(payload, status_code=status_code)
 
     async def accept(session: AsyncSession) -> tuple[int, dict[str, Any]]:
         (result,) = await handlers.accept_many(
             session, runtime.outbox, [(event_id, data)], publisher=publisher.key_id
         )
-        if result.status == "rejected":
-            raise EventRejectedError(result.field or "", result.reason or "rejected")
-        return status.HTTP_202_ACCEPTED, {"id": event_id, "status": result.status}
+        return _event_answer(result)
 
     return await respond(runtime, publisher, idempotency_key, body, accept)
+
+
+def _event_answer(result: handlers.Acceptance) -> tuple[int, dict[str, Any]]:
+    if result.status == "rejected":
+        raise EventRejectedError(result.field or "", result.reason or "rejected")
+    return status.HTTP_202_ACCEPTED, {"id": result.event_id, "status": result.status}
 
 
 @router.post(
