@@ -152,17 +152,22 @@ async def test_overdue_invoice_is_emailed_and_a_payment_through_ingest_stops_the
         _invoice("cus-e2e-a", "inv-a-1", "2025-03-01", "2025-03-10"),
     )
     await _planned(system, issuer, "cus-e2e-a", "inv-a-1")
-    await _days(system, 2, 11)
+    # A week past the due date: the courtesy, due-date and plan-offer e-mails.
+    await _days(system, 2, 17)
 
-    async def reminded() -> bool:
-        return any(
-            "INV-A-1" in str(m["Subject"]).upper() or "inv-a-1" in m.get_content()
+    async def reminded_past_due() -> bool:
+        view = await _dunning_of(system, issuer, "cus-e2e-a")
+        sent = {a["step"] for a in view.get("sent", []) if a["invoice_id"] == "inv-a-1"}
+        mails = [
+            m
             for m in system.mailbox.to("a@example.test")
-        )
+            if "INV-A-1" in str(m["Subject"]).upper() or "inv-a-1" in m.get_content()
+        ]
+        return "plan_offer" in sent and len(mails) == len(sent)
 
-    await eventually(reminded, timeout=60)
-    await system.publish(_payment("cus-e2e-a", "inv-a-1", "2025-03-12T10:00:00+01:00"))
-    await _days(system, 12, 12)
+    await eventually(reminded_past_due, timeout=60)
+    await system.publish(_payment("cus-e2e-a", "inv-a-1", "2025-03-18T10:00:00+01:00"))
+    await _days(system, 18, 18)
 
     async def stopped_because_settled() -> dict[str, Any] | None:
         view = await _dunning_of(system, issuer, "cus-e2e-a")
@@ -171,7 +176,7 @@ async def test_overdue_invoice_is_emailed_and_a_payment_through_ingest_stops_the
 
     await eventually(stopped_because_settled, timeout=60)
     mails_at_payment = len(system.mailbox.to("a@example.test"))
-    await _days(system, 13, 31)
+    await _days(system, 19, 31)
     view = await _dunning_of(system, issuer, "cus-e2e-a")
 
     assert not view["upcoming"]
