@@ -29,9 +29,9 @@ from arbor_shared.events import (
 )
 from arbor_shared.events.envelope import Envelope
 from arbor_shared.settings import KafkaSettings
-from bench.common import Infra
-from bench.dunning.publisher import customer
-from bench.dunning.watch import Cancellations, drop_schemas, summary
+from bench.billing import customer
+from bench.common import Infra, drop_schemas, summary
+from bench.dunning.watch import watch_cancellations
 
 DUE = date(2030, 6, 17)
 
@@ -154,9 +154,8 @@ async def _measure(
     rate: float,
 ) -> dict[str, object]:
     sent_at: dict[str, float] = {}
-    watch = Cancellations(invoices)
-    await watch.start(
-        settings.database_url.get_secret_value(), settings.database_schema
+    watch = await watch_cancellations(
+        settings.database_url.get_secret_value(), settings.database_schema, invoices
     )
     topic = f"{settings.kafka.topic_prefix}.{topics.LEDGER}"
     started = time.perf_counter()

@@ -8,28 +8,22 @@ them, so that a slow or refused answer never delays the next payment.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import httpx
-import orjson
 
-from arbor_ingest.signing import sign
-from arbor_shared.events import (
-    Allocation,
-    CustomerCreated,
-    EventData,
-    InvoiceIssued,
-    PaymentReceived,
+from bench.billing import (
+    customer,
+    invoice,
+    payment,
+    post_accepted,
+    signed,
+    submission,
 )
 
-KEY_ID = "bench-billing"
-SECRET = secrets.token_hex(32)
-SETUP_BATCH = 1000
 # As arbor_cli.publisher: these answers mean "not taken, send again".
 RETRYABLE = {429, 502, 503, 504}
 RETRY_FIRST_SECONDS = 0.2
@@ -55,82 +49,19 @@ class Load:
         return self.warmup + self.invoices
 
 
-def _submission(event_id: str, data: EventData) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "type": data.event_type,
-        "data": data.model_dump(mode="json"),
-    }
-
-
-def _signed(payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps(payload)
-    headers = sign(body, KEY_ID, SECRET, datetime.now(UTC))
-    headers["Content-Type"] = "application/json"
-    return body, headers
-
-
-def _amount(n: int) -> int:
-    return 10_000 + n
-
-
-def customer(n: int) -> CustomerCreated:
-    """The benchmark's customer ``n``: in Berlin, billed in euros."""
-    return CustomerCreated(
-        customer_id=f"cus-{n}",
-        name=f"Customer {n}",
-        email=f"cus-{n}@example.com",
-        country="DE",
-        time_zone="Europe/Berlin",
-        currency="EUR",
-        started_on=date(2025, 1, 1),
-    )
-
-
-def _invoice(n: int, now: datetime) -> InvoiceIssued:
-    # Due in a month: every step of the ladder lies ahead, so the scheduler (on
-    # the wall clock, as deployed) has nothing to send while the benchmark runs.
-    return InvoiceIssued(
-        customer_id=f"cus-{n}",
-        invoice_id=f"inv-{n}",
-        currency="EUR",
-        amount_minor=_amount(n),
-        issue_date=now.date(),
-        due_date=now.date() + timedelta(days=30),
-        issued_at=now,
-    )
-
-
-def _payment(n: int) -> PaymentReceived:
-    return PaymentReceived(
-        customer_id=f"cus-{n}",
-        payment_id=f"pay-{n}",
-        currency="EUR",
-        amount_minor=_amount(n),
-        received_at=datetime.now(UTC),
-        allocations=(Allocation(invoice_id=f"inv-{n}", amount_minor=_amount(n)),),
-    )
-
-
 async def set_up(url: str, invoices: int) -> None:
+    """Create customer ``n`` and its invoice ``n`` for each of ``invoices``."""
     now = datetime.now(UTC)
     events = [
         item
         for n in range(invoices)
         for item in (
-            _submission(f"cus-{n}", customer(n)),
-            _submission(f"iss-{n}", _invoice(n, now)),
+            submission(f"cus-{n}", customer(n)),
+            submission(f"iss-{n}", invoice(n, now)),
         )
     ]
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-        for start in range(0, len(events), SETUP_BATCH):
-            body, headers = _signed({"events": events[start : start + SETUP_BATCH]})
-            response = await client.post(
-                "/v1/events:batch", content=body, headers=headers
-            )
-            response.raise_for_status()
-            if response.json()["accepted"] != len(events[start : start + SETUP_BATCH]):
-                raise RuntimeError(f"ingest refused set-up events: {response.text}")
+        await post_accepted(client, events)
 
 
 @dataclass
@@ -150,13 +81,13 @@ async def _pay(client: httpx.AsyncClient, n: int, payments: Payments) -> None:
 
     Its latency counts from the first attempt, so time spent refused is included.
     """
-    payload = _submission(f"pay-{n}", _payment(n))
+    payload = submission(f"pay-{n}", payment(n))
     invoice = f"inv-{n}"
     payments.sent_wall[invoice] = time.time()
     payments.sent_perf[invoice] = started = time.perf_counter()
     delay = RETRY_FIRST_SECONDS
     while True:
-        body, headers = _signed(payload)  # a retry is signed afresh
+        body, headers = signed(payload)  # a retry is signed afresh
         outcome, again, wait = await _attempt(client, body, headers)
         payments.statuses[outcome] += 1
         if not again or time.perf_counter() - started > GIVE_UP_SECONDS:

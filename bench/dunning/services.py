@@ -1,63 +1,18 @@
-"""Ingest and dunning as real processes, configured as the test suite does."""
+"""Dunning as a real process beside ingest (``bench.billing``), as the tests run it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 
-from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
-from bench.common import Infra
-from bench.dunning.publisher import KEY_ID, SECRET
-from bench.dunning.watch import plain_url
+from arbor_shared.local_issuer import LocalIssuer
+from bench.billing import Run
+from bench.common import plain_url
 from tests.e2e.processes import ServiceProcess, free_port
 
-PARTITIONS = 3
 PLAN_TIMEOUT_SECONDS = 900.0
-
-
-@dataclass(frozen=True)
-class Run:
-    """Names private to one measured run."""
-
-    infra: Infra
-    prefix: str
-    logs: Path
-
-    def schema(self, service: str) -> str:
-        return f"{self.prefix}_{service}"
-
-    def env(self, service: str, port: int, issuer: LocalIssuer) -> dict[str, str]:
-        """What ``tests.conftest.Namespace.env`` gives a service, for this run."""
-        p = f"ARBOR_{service.upper()}_"
-        return {
-            f"{p}DATABASE_URL": self.infra.database_url,
-            f"{p}DATABASE_SCHEMA": self.schema(service),
-            f"{p}KAFKA__BOOTSTRAP": self.infra.bootstrap,
-            f"{p}KAFKA__TOPIC_PREFIX": self.prefix,
-            f"{p}KAFKA__TOPIC_PARTITIONS": str(PARTITIONS),
-            f"{p}OIDC_ISSUER": ISSUER,
-            f"{p}OIDC_AUDIENCE": AUDIENCE,
-            f"{p}OIDC_JWKS_URL": issuer.jwks_url,
-            f"{p}HTTP_PORT": str(port),
-        }
-
-
-def ingest_process(run: Run, issuer: LocalIssuer, rate: float) -> ServiceProcess:
-    port = free_port()
-    publisher = {"key_id": KEY_ID, "secret": SECRET, "scopes": ["events:write"]}
-    env = run.env("ingest", port, issuer) | {
-        "ARBOR_INGEST_PUBLISHERS": json.dumps([publisher]),
-        # The per-publisher limit (50/s by default) would throttle the faster runs;
-        # the benchmark measures the pipeline, not the limiter.
-        "ARBOR_INGEST_RATE_PER_SECOND": str(max(4 * rate, 1000)),
-        "ARBOR_INGEST_RATE_BURST": str(int(max(4 * rate, 1000))),
-    }
-    return ServiceProcess("arbor_ingest", env, port, run.logs / "ingest.log")
 
 
 def dunning_process(

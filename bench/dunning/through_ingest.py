@@ -19,19 +19,20 @@ from pathlib import Path
 
 from arbor_shared import topics
 from arbor_shared.local_issuer import LocalIssuer
-from bench.common import Infra, delete_topics
-from bench.dunning import cpu
-from bench.dunning.publisher import Load, Payments, pay_all, set_up
-from bench.dunning.services import (
-    PARTITIONS,
-    Run,
-    dunning_process,
-    ingest_process,
-    pid,
-    wait_planned,
+from bench import cpu
+from bench.billing import PARTITIONS, Run, ingest_process
+from bench.common import (
+    Infra,
+    delete_topics,
+    drop_schemas,
+    load_samples,
+    produced_at,
+    summary,
 )
-from bench.dunning.stages import Samples, histogram_delta, produced_at, scrape
-from bench.dunning.watch import Cancellations, drop_schemas, summary
+from bench.dunning.publisher import Load, Payments, pay_all, set_up
+from bench.dunning.services import dunning_process, pid, wait_planned
+from bench.dunning.stages import Samples, histogram_delta, scrape
+from bench.dunning.watch import watch_cancellations
 from tests.e2e.processes import ServiceProcess
 
 DRAIN_TIMEOUT_SECONDS = 120.0
@@ -86,11 +87,12 @@ class _Observed:
 async def _measure(
     names: Run, ingest: ServiceProcess, dunning: ServiceProcess, load: Load
 ) -> dict[str, object]:
-    watch = Cancellations(load.total)
-    await watch.start(names.infra.database_url, names.schema("dunning"))
+    watch = await watch_cancellations(
+        names.infra.database_url, names.schema("dunning"), load.total
+    )
     pids = {"ingest": pid(ingest), "dunning": pid(dunning), "bench": os.getpid()}
     before, cpu_before = await scrape(dunning.url), cpu.snapshot(pids)
-    async with cpu.load_samples() as samples:
+    async with load_samples() as samples:
         warm, timed = await pay_all(ingest.url, load)
         complete = await watch.wait(DRAIN_TIMEOUT_SECONDS)
     cpu_after, after = cpu.snapshot(pids), await scrape(dunning.url)

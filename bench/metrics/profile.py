@@ -21,9 +21,8 @@ import uuid
 from arbor_metrics.entrypoints.rebuild import rebuild
 from arbor_shared import topics
 from arbor_shared.kafka.clients import ensure_topics
-from bench.common import delete_topics
+from bench.common import delete_topics, drop_schemas
 from bench.metrics.run import (
-    _drop,
     _encode,
     _settings,
     billing_events,
@@ -46,7 +45,7 @@ async def main(arguments: argparse.Namespace) -> None:
     )
     profiler.disable()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    await _drop(url.replace("+asyncpg", ""), [f"{prefix}_rebuild"])
+    await drop_schemas(url, f"{prefix}_rebuild")
     await delete_topics(arguments.bootstrap, prefix + ".")
     if arguments.dump:
         profiler.dump_stats(arguments.dump)

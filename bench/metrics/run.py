@@ -2,9 +2,12 @@
 
     uv run python bench/metrics/run.py --events 100000
 
-Uses the broker and PostgreSQL server named by ``ARBOR_TEST_KAFKA_BOOTSTRAP`` and
-``ARBOR_TEST_DATABASE_URL`` (as for the tests), or starts private ones. Every run
-uses its own topic prefix and schemas and deletes both at the end.
+Freshness (d) is timed from ingest's acceptance of a payment (``through_ingest``,
+the default) or from the Kafka send of a ledger fact (``--freshness-from kafka``),
+or both. Uses the broker and PostgreSQL server named by
+``ARBOR_TEST_KAFKA_BOOTSTRAP`` and ``ARBOR_TEST_DATABASE_URL`` (as for the tests),
+or starts private ones. Every run uses its own topic prefix and schemas and deletes
+both at the end. Prints the figures and writes them to ``results.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -48,7 +50,12 @@ from arbor_shared.settings import KafkaSettings
 if str(Path(__file__).resolve().parents[2]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import delete_topics
+from bench.billing import Run
+from bench.common import Infra, delete_topics, drop_schemas, summary, write_results
+from bench.metrics import through_ingest
+from bench.metrics.feed import Feed
+
+HERE = Path(__file__).resolve().parent
 
 START = date(2023, 1, 1)
 AS_OF = date(2024, 12, 31)
@@ -275,7 +282,8 @@ async def service_answers(
 async def freshness(
     settings: MetricsSettings, dsn: str, rate: int, seconds: float
 ) -> list[float]:
-    """(d) Produce at ``rate``/s; time until each fact is committed where KPIs read."""
+    """(d) from the Kafka send: produce facts at ``rate``/s; time until each is
+    committed where KPIs read. Returns seconds, in ascending order."""
     await upgrade_async(
         MIGRATIONS, settings.database_url.get_secret_value(), settings.database_schema
     )
@@ -346,15 +354,6 @@ def _settings(
     )
 
 
-async def _drop(dsn: str, schemas: list[str]) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        for schema in schemas:
-            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await connection.close()
-
-
 async def consume_figures(
     bootstrap: str, settings: MetricsSettings, count: int, repeats: int
 ) -> dict[str, object]:
@@ -423,7 +422,34 @@ async def answer_figures(
 async def freshness_figures(
     arguments: argparse.Namespace, url: str, prefix: str
 ) -> dict[str, object]:
-    """(d) on topics and a schema of its own."""
+    """(d) as ``--freshness-from`` asks, each on topics and schemas of its own."""
+    figures: dict[str, object] = {}
+    if arguments.freshness_from in ("ingest", "both"):
+        fresh = await _from_ingest(arguments, url, prefix)
+        _print_freshness("(d) from ingest's acceptance", fresh)
+        figures["freshness_from_ingest_acceptance"] = fresh
+    if arguments.freshness_from in ("kafka", "both"):
+        fresh = await _from_kafka_send(arguments, url, prefix)
+        _print_freshness("(d) from the Kafka send", fresh)
+        figures["freshness_from_kafka_send"] = fresh
+    return figures
+
+
+async def _from_ingest(
+    arguments: argparse.Namespace, url: str, prefix: str
+) -> dict[str, object]:
+    names = Run(Infra(arguments.bootstrap, url), prefix + "i", HERE / "logs")
+    settings = _settings(
+        url, arguments.bootstrap, names.prefix, names.schema("metrics")
+    ).model_copy(update={"gauge_refresh_seconds": arguments.gauge_refresh})
+    feed = Feed(arguments.rate, arguments.freshness_seconds)
+    report = await through_ingest.run(names, settings, feed)
+    return report | {"gauge_refresh_seconds": arguments.gauge_refresh}
+
+
+async def _from_kafka_send(
+    arguments: argparse.Namespace, url: str, prefix: str
+) -> dict[str, object]:
     fresh_settings = _settings(
         url, arguments.bootstrap, prefix + "f", f"{prefix}_fresh"
     ).model_copy(update={"gauge_refresh_seconds": arguments.gauge_refresh})
@@ -432,15 +458,26 @@ async def freshness_figures(
     latencies = await freshness(
         fresh_settings, dsn, arguments.rate, arguments.freshness_seconds
     )
-    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     return {
-        "freshness_rate_per_second": arguments.rate,
-        "freshness_gauge_refresh_seconds": arguments.gauge_refresh,
-        "freshness_samples": len(latencies),
-        "freshness_p50_ms": round(1000 * statistics.median(latencies), 1),
-        "freshness_p99_ms": round(1000 * p99, 1),
-        "freshness_max_ms": round(1000 * latencies[-1], 1),
+        "measured_from": "the producer's send of each ledger fact to Kafka",
+        "rate_per_second": arguments.rate,
+        "seconds": arguments.freshness_seconds,
+        "gauge_refresh_seconds": arguments.gauge_refresh,
+        "facts_timed": len(latencies),
+        "latency": summary([1000 * latency for latency in latencies]),
     }
+
+
+def _print_freshness(label: str, figures: dict[str, Any]) -> None:
+    latency = figures["latency"]
+    count = figures.get("payments_timed", figures.get("facts_timed"))
+    rate = figures.get("achieved_events_per_second", figures["rate_per_second"])
+    print(
+        f"{label}: {count:,} timed at {rate:,.0f} events/s: p50 {latency['p50_ms']}"
+        f" / p90 {latency['p90_ms']} / p99 {latency['p99_ms']}"
+        f" / max {latency['max_ms']} ms",
+        flush=True,
+    )
 
 
 async def main(arguments: argparse.Namespace) -> dict[str, object]:
@@ -467,7 +504,8 @@ async def main(arguments: argparse.Namespace) -> dict[str, object]:
     )
     figures |= await answer_figures(settings, dsn, generated)
     figures |= await freshness_figures(arguments, url, prefix)
-    await _drop(dsn, [f"{prefix}_{n}" for n in ("rebuild", "looped", "batch", "fresh")])
+    schemas = [f"{prefix}_{n}" for n in ("rebuild", "looped", "batch", "fresh")]
+    await drop_schemas(url, *schemas)
     await delete_topics(arguments.bootstrap, prefix + ".", prefix + "f.")
     return figures
 
@@ -507,8 +545,15 @@ if __name__ == "__main__":
         default=1,
         help="raw consume and rebuild pairs to measure; the median pair is reported",
     )
-    parser.add_argument("--rate", type=int, default=1_000)
+    parser.add_argument("--rate", type=int, default=1_000, help="(d): events/s")
     parser.add_argument("--freshness-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--freshness-from",
+        choices=["ingest", "kafka", "both"],
+        default="ingest",
+        help="(d) from ingest's acceptance of a payment, or from the Kafka send of a "
+        "ledger fact (the service alone), or both",
+    )
     parser.add_argument(
         "--gauge-refresh",
         type=float,
@@ -522,6 +567,13 @@ if __name__ == "__main__":
         "--database-url", default=os.environ.get("ARBOR_TEST_DATABASE_URL", "")
     )
     options = parser.parse_args()
+    started = datetime.now(UTC)
     with infrastructure(options):
         result = asyncio.run(main(options))
+    result = {
+        "measured_at": started.isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "command": " ".join(sys.argv[1:]),
+    } | result
+    write_results(HERE, result)
     print(json.dumps(result, indent=2))

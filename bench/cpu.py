@@ -1,16 +1,13 @@
 """CPU time per process and for the whole machine, from Linux's ``/proc``.
 
 On a machine shared with other benchmarks the latencies say as much about the
-neighbours as about the code; the CPU each process spends per payment does not, and
-tells how many payments a second a core could carry.
+neighbours as about the code; the CPU each process spends per payment (or event)
+does not, and tells how many a second a core could carry.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,35 +41,16 @@ def snapshot(pids: dict[str, int]) -> Snapshot:
 
 
 def spent(
-    before: Snapshot, after: Snapshot, payments: int
+    before: Snapshot, after: Snapshot, count: int, *, per: str = "payment"
 ) -> dict[str, float | dict[str, float]]:
-    """CPU ms per payment by process, and how busy the whole machine was (%)."""
+    """CPU ms per ``per`` by process, and how busy the whole machine was (%)."""
     busy = after.machine[0] - before.machine[0]
     total = after.machine[1] - before.machine[1]
-    per_payment = {
-        name: round(1000 * (after.processes[name] - seconds) / payments, 2)
+    per_item = {
+        name: round(1000 * (after.processes[name] - seconds) / count, 2)
         for name, seconds in before.processes.items()
     }
     return {
-        "cpu_ms_per_payment": per_payment,
+        f"cpu_ms_per_{per}": per_item,
         "machine_busy_percent": round(100 * busy / total, 1) if total else 0.0,
     }
-
-
-@contextlib.asynccontextmanager
-async def load_samples(every: float = 1.0) -> AsyncIterator[list[float]]:
-    """The 1-minute load average, sampled every ``every`` s while inside."""
-    samples: list[float] = []
-
-    async def sample() -> None:
-        while True:
-            samples.append(round(os.getloadavg()[0], 2))
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(sample())
-    try:
-        yield samples
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
