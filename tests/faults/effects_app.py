@@ -70,6 +70,11 @@ async def apply_invoice(ctx: Context, event: InvoiceIssued) -> None:
 async def create_tables(runtime: ServiceRuntime) -> None:
     schema = runtime.settings.database_schema
     async with runtime.engine.begin() as connection:
+        # Two replicas start at once; CREATE SCHEMA IF NOT EXISTS races with itself.
+        await connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(7302, hashtext(:schema))"),
+            {"schema": schema},
+        )
         await connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         await connection.run_sync(metadata.create_all)
     # The pool's connections belong to this loop; uvicorn runs another.

@@ -30,6 +30,10 @@ async def upgrade_async(script_location: str, url: str, schema: str) -> None:
     await asyncio.to_thread(upgrade, script_location, url, schema)
 
 
+MIGRATION_LOCK = sa.text("SELECT pg_advisory_lock(7302, hashtext(:schema))")
+"""Held while a schema is created and migrated; keyed by the schema's name."""
+
+
 def run_env(target_metadata: sa.MetaData) -> None:
     """Body of a service's ``env.py``: migrate online inside the service schema."""
     attributes = context.config.attributes
@@ -39,9 +43,13 @@ def run_env(target_metadata: sa.MetaData) -> None:
 async def _migrate(url: str, schema: str, metadata: sa.MetaData) -> None:
     engine = create_engine(url, schema, pool_size=1)
     async with engine.connect() as connection:
+        # Replicas that start together migrate one after the other: neither CREATE
+        # SCHEMA IF NOT EXISTS nor a migration is safe against a concurrent twin.
+        await connection.execute(MIGRATION_LOCK, {"schema": schema})
         await connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         await connection.commit()
         await connection.run_sync(_run_migrations, schema, metadata)
+    # Closing the connection releases the session-level lock.
     await engine.dispose()
 
 
