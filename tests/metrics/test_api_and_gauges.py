@@ -122,6 +122,42 @@ async def test_aging_gauges_move_with_the_clock_without_new_facts(
     assert freshness >= 0
 
 
+async def test_gauges_and_the_kpi_api_give_the_same_numbers_for_the_clock_day(
+    service: FastAPI, namespace: Namespace
+) -> None:
+    # Operators read Grafana (the gauges) and other systems read /v1/kpis: for the
+    # service's current day and the gauges' window, both must say the same thing.
+    clock_topic = namespace.name + "." + topics.CLOCK
+    await produce(
+        namespace.kafka.bootstrap, clock_topic, [encode(_tick(date(2024, 3, 15)))]
+    )
+
+    async def refreshed() -> bool:
+        eur = {"cohort": "all", "currency": "EUR"}
+        return _gauge(service, "aging_minor", **eur, bucket="31_60") == 10_000
+
+    await eventually(refreshed)
+    operator = namespace.issuer.mint("ops", roles=("operator",))
+    window = service.state.runtime.settings.gauge_window_days
+    async with await _client(service, operator) as client:
+        for cohort in ("all", "punctual"):
+            params = {"as_of": "2024-03-15", "currency": "EUR", "window_days": window}
+            if cohort != "all":
+                params["cohort"] = cohort
+            response = await client.get("/v1/kpis", params=params)
+            aging = response.json()["aging"]
+            labels = {"cohort": cohort, "currency": "EUR"}
+
+            assert aging["open_ar_minor"] == _gauge(service, "open_ar_minor", **labels)
+            assert aging["overdue_ar_minor"] == _gauge(
+                service, "overdue_ar_minor", **labels
+            )
+            for bucket in aging["buckets"]:
+                assert bucket["amount_minor"] == _gauge(
+                    service, "aging_minor", **labels, bucket=bucket["bucket"]
+                )
+
+
 async def _client(app: FastAPI, token: str | None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(
