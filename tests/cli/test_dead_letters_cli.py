@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +21,7 @@ from tests.e2e.counter_app import (
     create_tables,
     messaging,
 )
+from tests.samples import issued
 from tests.support import create_topics, encode, eventually, produce, service_settings
 
 # Invoices the consumer cannot apply until the "fix" empties this set.
@@ -32,18 +32,6 @@ async def tariffed_count(ctx: Context, event: InvoiceIssued) -> None:
     if event.invoice_id in untariffed:
         raise KeyError(f"no tariff for {event.invoice_id}")
     await count_application(ctx, event)
-
-
-def _invoice(invoice_id: str) -> InvoiceIssued:
-    return InvoiceIssued(
-        customer_id="cus-1",
-        invoice_id=invoice_id,
-        currency="EUR",
-        amount_minor=500,
-        issue_date=date(2024, 1, 1),
-        due_date=date(2024, 1, 31),
-        issued_at=datetime(2024, 1, 1, tzinfo=UTC),
-    )
 
 
 @pytest.fixture
@@ -82,7 +70,7 @@ async def test_listed_dead_letter_is_redriven_by_its_offset_and_applied_once(
     await produce(
         namespace.kafka.bootstrap,
         invoices,
-        [encode(_invoice(i)) for i in ("inv-1", "inv-2")],
+        [encode(issued(i)) for i in ("inv-1", "inv-2")],
     )
     [letter] = await eventually(lambda: _letters(namespace))
     coordinates = f"{letter.partition}:{letter.offset}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -11,9 +10,9 @@ import pytest
 from arbor_metrics.bootstrap import MIGRATIONS, create_app
 from arbor_metrics.config import MetricsSettings
 from arbor_shared import topics
-from arbor_shared.events import CohortChanged, InvoiceBalanceChanged
 from tests.cli.harness import arbor, printed_json, said, serving
 from tests.conftest import Namespace
+from tests.samples import joined_punctual, open_balance
 from tests.support import (
     encode,
     eventually,
@@ -21,33 +20,6 @@ from tests.support import (
     produce,
     running,
     service_settings,
-)
-
-OPEN_INVOICE = InvoiceBalanceChanged(
-    customer_id="cus-1",
-    invoice_id="inv-1",
-    currency="EUR",
-    issue_date=date(2024, 1, 1),
-    due_date=date(2024, 1, 31),
-    amount_minor=10_000,
-    paid_minor=0,
-    credited_minor=0,
-    written_off_minor=0,
-    balance_minor=10_000,
-    status="open",
-    cause_event_id="issue-1",
-    cause_event_type="InvoiceIssued",
-    changed_at=datetime(2024, 1, 1, 9, tzinfo=UTC),
-)
-JOINED_PUNCTUAL = CohortChanged(
-    customer_id="cus-1",
-    from_cohort=None,
-    to_cohort="punctual",
-    definition_version=1,
-    rule="on_time_rate >= 0.9",
-    features={"on_time_rate": 1.0},
-    version=1,
-    changed_at=datetime(2024, 1, 1, tzinfo=UTC),
 )
 
 
@@ -60,8 +32,8 @@ async def metrics(namespace: Namespace) -> AsyncIterator[list[str]]:
     token = namespace.issuer.mint("ops-1", roles=("operator",))
     prefix, bootstrap = namespace.name + ".", namespace.kafka.bootstrap
     async with running(app), serving(app) as url:
-        await produce(bootstrap, prefix + topics.LEDGER, [encode(OPEN_INVOICE)])
-        await produce(bootstrap, prefix + topics.COHORTS, [encode(JOINED_PUNCTUAL)])
+        await produce(bootstrap, prefix + topics.LEDGER, [encode(open_balance())])
+        await produce(bootstrap, prefix + topics.COHORTS, [encode(joined_punctual())])
         yield ["--url", url, "--token", token]
 
 

@@ -409,10 +409,9 @@ async def test_event_naming_another_customers_invoice_is_rejected(
     assert await outbox_ids(app, topics.PAYMENTS) == []
 
 
-async def test_repeat_of_a_refused_event_in_one_batch_is_refused_too(
-    client: SignedClient,
-) -> None:
-    refund = {
+def refund_of_an_unknown_payment() -> dict[str, Any]:
+    """A refund the ledger must refuse: it names a payment never booked."""
+    return {
         "id": "ev-ref-1",
         "type": "PaymentRefunded",
         "data": {
@@ -424,6 +423,12 @@ async def test_repeat_of_a_refused_event_in_one_batch_is_refused_too(
             "refunded_at": "2024-03-25T10:00:00+00:00",
         },
     }
+
+
+async def test_repeat_of_a_refused_event_in_one_batch_is_refused_too(
+    client: SignedClient,
+) -> None:
+    refund = refund_of_an_unknown_payment()
 
     response = await client.post("/v1/events:batch", {"events": [refund, refund]})
 

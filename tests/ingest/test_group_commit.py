@@ -20,23 +20,13 @@ from arbor_shared.events import EventData
 from arbor_shared.kafka.outbox import Outbox
 from tests.conftest import Namespace
 from tests.ingest.conftest import SignedClient
-from tests.ingest.test_api import invoice, outbox_ids, topic
+from tests.ingest.test_api import (
+    invoice,
+    outbox_ids,
+    refund_of_an_unknown_payment,
+    topic,
+)
 from tests.support import read_topic
-
-
-def refund_of_an_unknown_payment() -> dict[str, Any]:
-    return {
-        "id": "ev-ref-1",
-        "type": "PaymentRefunded",
-        "data": {
-            "customer_id": "cus-1",
-            "refund_id": "ref-1",
-            "payment_id": "pay-never-seen",
-            "currency": "EUR",
-            "amount_minor": 100,
-            "refunded_at": "2024-03-25T10:00:00+00:00",
-        },
-    }
 
 
 def groups(app: FastAPI) -> tuple[float, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ from arbor_metrics.adapters.tables import invoice_facts
 from arbor_metrics.bootstrap import MIGRATIONS, create_app
 from arbor_metrics.config import MetricsSettings
 from arbor_shared import topics
-from arbor_shared.events import InvoiceBalanceChanged, InvoiceIssued
+from arbor_shared.events import InvoiceIssued
 from arbor_shared.kafka.consumer import ConsumerLoop, Context
 from arbor_shared.runtime import ServiceRuntime
 from tests.conftest import Namespace
@@ -24,6 +23,7 @@ from tests.e2e.counter_app import (
     create_tables,
     messaging,
 )
+from tests.samples import issued, open_balance
 from tests.support import (
     encode,
     eventually,
@@ -35,37 +35,18 @@ from tests.support import (
 )
 
 
-def _balance(invoice_id: str, customer: str = "cus-1") -> InvoiceBalanceChanged:
-    return InvoiceBalanceChanged(
-        customer_id=customer,
-        invoice_id=invoice_id,
-        currency="EUR",
-        issue_date=date(2024, 1, 1),
-        due_date=date(2024, 1, 31),
-        amount_minor=10_000,
-        paid_minor=0,
-        credited_minor=0,
-        written_off_minor=0,
-        balance_minor=10_000,
-        status="open",
-        cause_event_id="e-1",
-        cause_event_type="InvoiceIssued",
-        changed_at=datetime(2024, 1, 1, tzinfo=UTC),
-    )
-
-
 async def test_malformed_records_are_dead_lettered_and_later_ones_applied(
     namespace: Namespace,
 ) -> None:
     settings = service_settings(MetricsSettings, namespace, "metrics")
     await migrate(MIGRATIONS, settings)
     ledger = namespace.kafka_settings().topic_prefix + "." + topics.LEDGER
-    key, good_value, good_headers = encode(_balance("inv-2"))
-    bad_json = (b"cus-1", b"{not json", encode(_balance("inv-x"))[2])
+    key, good_value, good_headers = encode(open_balance("inv-2"))
+    bad_json = (b"cus-1", b"{not json", encode(open_balance("inv-x"))[2])
     unknown_currency = (
         b"cus-1",
         good_value.replace(b'"EUR"', b'"XYZ"'),
-        encode(_balance("inv-y"))[2],
+        encode(open_balance("inv-y"))[2],
     )
     no_envelope: tuple[bytes, bytes, list[tuple[str, bytes]]] = (
         b"cus-1",
@@ -79,7 +60,7 @@ async def test_malformed_records_are_dead_lettered_and_later_ones_applied(
             namespace.kafka.bootstrap,
             ledger,
             [
-                encode(_balance("inv-1")),
+                encode(open_balance("inv-1")),
                 bad_json,
                 unknown_currency,
                 no_envelope,
@@ -108,7 +89,7 @@ async def test_redelivered_event_is_applied_once(namespace: Namespace) -> None:
     settings = service_settings(MetricsSettings, namespace, "metrics")
     await migrate(MIGRATIONS, settings)
     ledger = namespace.kafka_settings().topic_prefix + "." + topics.LEDGER
-    record = encode(_balance("inv-1"), event_id="same-event")
+    record = encode(open_balance("inv-1"), event_id="same-event")
 
     app = create_app(settings)
     async with running(app):
@@ -129,18 +110,6 @@ async def test_redelivered_event_is_applied_once(namespace: Namespace) -> None:
     assert outcomes == {"applied": 1.0, "duplicate": 2.0}
 
 
-def _issued(invoice_id: str) -> InvoiceIssued:
-    return InvoiceIssued(
-        customer_id="cus-1",
-        invoice_id=invoice_id,
-        currency="EUR",
-        amount_minor=500,
-        issue_date=date(2024, 1, 1),
-        due_date=date(2024, 1, 31),
-        issued_at=datetime(2024, 1, 1, tzinfo=UTC),
-    )
-
-
 class _Batches:
     """Records for the loop's batch step, numbered like one partition's offsets."""
 
@@ -150,7 +119,7 @@ class _Batches:
     def __call__(self, *invoice_ids: str) -> list[ConsumerRecord[bytes, bytes]]:
         records = []
         for invoice_id in invoice_ids:
-            key, value, headers = encode(_issued(invoice_id), event_id=invoice_id)
+            key, value, headers = encode(issued(invoice_id), event_id=invoice_id)
             records.append(
                 ConsumerRecord(
                     "invoices", 0, self.offset, 0, 0, key, value, None, 0, 0, headers

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-
 import sqlalchemy as sa
 
 from arbor_shared import topics
@@ -19,6 +17,7 @@ from tests.e2e.counter_app import (
     create_tables,
     messaging,
 )
+from tests.samples import issued
 from tests.support import encode, eventually, produce, service_settings
 
 broken = {"inv-2"}
@@ -28,18 +27,6 @@ async def fragile_count(ctx: Context, event: InvoiceIssued) -> None:
     if event.invoice_id in broken:
         raise KeyError(f"no tariff for {event.invoice_id}")  # a bug, fixed later
     await count_application(ctx, event)
-
-
-def _invoice(invoice_id: str) -> InvoiceIssued:
-    return InvoiceIssued(
-        customer_id="cus-1",
-        invoice_id=invoice_id,
-        currency="EUR",
-        amount_minor=500,
-        issue_date=date(2024, 1, 1),
-        due_date=date(2024, 1, 31),
-        issued_at=datetime(2024, 1, 1, tzinfo=UTC),
-    )
 
 
 async def _counts(runtime: ServiceRuntime) -> dict[str, int]:
@@ -69,7 +56,7 @@ async def test_redriven_dead_letter_is_applied_once_by_the_consumer_that_failed(
         await produce(
             namespace.kafka.bootstrap,
             invoices,
-            [encode(_invoice(i)) for i in ("inv-1", "inv-2", "inv-3")],
+            [encode(issued(i)) for i in ("inv-1", "inv-2", "inv-3")],
         )
         await eventually(lambda: _has(fragile, {"inv-1": 1, "inv-3": 1}))
         letters = await eventually(

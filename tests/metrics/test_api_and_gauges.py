@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from arbor_metrics.bootstrap import MIGRATIONS, create_app
 from arbor_metrics.config import MetricsSettings
 from arbor_shared import topics
-from arbor_shared.events import ClockAdvanced, CohortChanged, InvoiceBalanceChanged
+from arbor_shared.events import ClockAdvanced
 from tests.conftest import Namespace
+from tests.samples import joined_punctual, open_balance
 from tests.support import (
     encode,
     eventually,
@@ -23,38 +24,6 @@ from tests.support import (
     running,
     service_settings,
 )
-
-
-def _open_invoice() -> InvoiceBalanceChanged:
-    return InvoiceBalanceChanged(
-        customer_id="cus-1",
-        invoice_id="inv-1",
-        currency="EUR",
-        issue_date=date(2024, 1, 1),
-        due_date=date(2024, 1, 31),
-        amount_minor=10_000,
-        paid_minor=0,
-        credited_minor=0,
-        written_off_minor=0,
-        balance_minor=10_000,
-        status="open",
-        cause_event_id="issue-1",
-        cause_event_type="InvoiceIssued",
-        changed_at=datetime(2024, 1, 1, 9, tzinfo=UTC),
-    )
-
-
-def _moved() -> CohortChanged:
-    return CohortChanged(
-        customer_id="cus-1",
-        from_cohort=None,
-        to_cohort="punctual",
-        definition_version=1,
-        rule="on_time_rate >= 0.9",
-        features={"on_time_rate": 1.0},
-        version=1,
-        changed_at=datetime(2024, 1, 1, tzinfo=UTC),
-    )
 
 
 def _tick(day: date) -> ClockAdvanced:
@@ -75,8 +44,8 @@ async def service(namespace: Namespace) -> AsyncIterator[FastAPI]:
     prefix = namespace.name + "."
     async with running(app):
         bootstrap = namespace.kafka.bootstrap
-        await produce(bootstrap, prefix + topics.LEDGER, [encode(_open_invoice())])
-        await produce(bootstrap, prefix + topics.COHORTS, [encode(_moved())])
+        await produce(bootstrap, prefix + topics.LEDGER, [encode(open_balance())])
+        await produce(bootstrap, prefix + topics.COHORTS, [encode(joined_punctual())])
         yield app
 
 
