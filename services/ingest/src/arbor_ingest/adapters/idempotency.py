@@ -1,7 +1,8 @@
 """Stored answers to requests sent with an ``Idempotency-Key``, per publisher.
 
-TODO: keys are kept forever; a retention job deleting keys older than a published
-window (Stripe keeps 24 hours) bounds the table.
+Known limit: keys are kept forever, so the table only grows. It goes away with a
+retention job that deletes keys older than a published replay window (Stripe keeps
+24 hours) and a documented window in the API reference.
 """
 
 from __future__ import annotations

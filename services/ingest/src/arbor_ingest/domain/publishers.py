@@ -116,8 +116,9 @@ class TokenBucket:
     """Per-publisher request rate: ``rate`` per second with bursts up to ``burst``.
 
     Held in memory, so each replica enforces its own limit.
-    TODO: one shared budget across replicas needs the buckets in PostgreSQL or a
-    gateway in front; until then the effective limit is rate times replicas.
+    Known limit: the effective limit is rate times replicas. It goes away when the
+    buckets move to PostgreSQL (one row per publisher, updated per request) or a
+    gateway in front enforces the budget.
     """
 
     def __init__(

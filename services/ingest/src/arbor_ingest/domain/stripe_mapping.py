@@ -65,7 +65,9 @@ REASONS: dict[str, str] = {
     "charge.expired": "an uncaptured authorisation moves no money",
     "refund.failed": "a failed refund moves no money",
     "credit_note.updated": "only the memo and metadata of a credit note can change",
-    "credit_note.voided": "TODO: no canonical event reverses a credit note yet",
+    # Known limit, until a canonical CreditNoteVoided event exists in
+    # arbor_shared.events and the ledger reverses the credit; then map it.
+    "credit_note.voided": "no canonical event reverses a credit note yet",
     "customer.deleted": "a deleted Stripe customer keeps its receivables history",
 }
 

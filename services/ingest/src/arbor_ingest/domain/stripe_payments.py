@@ -74,8 +74,9 @@ def invoice_paid(event: StripeEvent, ctx: MapContext) -> Outcome:
         return Ignored("paid outside Stripe: the system that took the money reports it")
     payment_id = ref(obj, "payment_intent") or ref(obj, "charge")
     if payment_id is None:
-        # TODO: allocate PaymentIntent cash to invoices on API versions that no
-        # longer name the payment on the invoice — needs invoice_payment.paid.
+        # Known limit: API versions that no longer name the payment on the invoice
+        # book nothing here. Removed by mapping invoice_payment.paid, which names
+        # both the invoice and the PaymentIntent.
         return Ignored("the invoice names no PaymentIntent or charge to book")
     if not obj.get("amount_paid"):
         return Ignored("nothing paid in money (zero total or customer balance)")
