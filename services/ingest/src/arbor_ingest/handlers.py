@@ -26,6 +26,7 @@ from arbor_ingest.domain.ledger import CustomerLedger
 from arbor_shared.events import ClockAdvanced, Envelope, EventData
 from arbor_shared.failpoints import failpoint
 from arbor_shared.kafka.outbox import Outbox
+from arbor_shared.telemetry import current_traceparent
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,11 @@ class _Item:
     index: int
     event_id: str
     data: EventData
+    value: bytes
+    """The data as JSON: hashed for the digest, and the record's value."""
     digest: str
+    keys: list[tuple[identities.BusinessKey, str]]
+    """The business keys the data books, with the field carrying each."""
     context: contextvars.Context | None = None
 
 
@@ -72,7 +77,7 @@ async def accept_many(
     that is not the caller's: each item's envelopes carry its own request's trace.
     """
     batch = [
-        _Item(n, eid, data, _digest(data), contexts[n] if contexts else None)
+        _item(n, eid, data, contexts[n] if contexts else None)
         for n, (eid, data) in enumerate(items)
     ]
     results: dict[int, Acceptance] = {}
@@ -88,7 +93,7 @@ async def accept_many(
         invoices=named,
         funds={k for item in fresh for k in identities.funds_named(item.data)},
     )
-    staged: list[tuple[Envelope, EventData]] = []
+    staged: list[tuple[Envelope, EventData, bytes]] = []
     for item in fresh:
         apply = functools.partial(_apply, item, keys, owners, ledgers, outbox, staged)
         results[item.index] = item.context.run(apply) if item.context else apply()
@@ -98,16 +103,20 @@ async def accept_many(
     await intake_store.record(
         session, {k: v for k, v in keys.items() if k not in known}
     )
-    await outbox.publish_many(session, staged)
+    await outbox.publish_encoded(session, staged)
     await ledger_store.save(session, ledgers.values())
     failpoint("ingest_before_commit")
     _log_outcome(publisher, results.values())
     return [results[n] for n in range(len(batch))]
 
 
-def _digest(data: EventData) -> str:
-    canonical = data.event_type.encode() + b"\n" + data.model_dump_json().encode()
-    return hashlib.sha256(canonical).hexdigest()
+def _item(
+    index: int, event_id: str, data: EventData, context: contextvars.Context | None
+) -> _Item:
+    value = data.model_dump_json().encode()
+    digest = hashlib.sha256(data.event_type.encode() + b"\n" + value).hexdigest()
+    keys = identities.business_keys(data)
+    return _Item(index, event_id, data, value, digest, keys, context)
 
 
 async def _claim_event_ids(
@@ -163,7 +172,7 @@ KeyMap = dict[tuple[str, str], KeyOwner]
 
 
 async def _known_keys(session: AsyncSession, fresh: list[_Item]) -> KeyMap:
-    wanted = {k for item in fresh for k, _ in identities.business_keys(item.data)}
+    wanted = {k for item in fresh for k, _ in item.keys}
     return await intake_store.lock_and_get(session, wanted)
 
 
@@ -173,7 +182,7 @@ def _apply(
     owners: dict[str, str],
     ledgers: dict[str, CustomerLedger],
     outbox: Outbox,
-    staged: list[tuple[Envelope, EventData]],
+    staged: list[tuple[Envelope, EventData, bytes]],
 ) -> Acceptance:
     data = item.data
     try:
@@ -188,17 +197,36 @@ def _apply(
     except EventRejectedError as exc:
         return Acceptance(item.event_id, "rejected", exc.field, exc.reason)
 
-    for key, _field in identities.business_keys(data):
+    for key, _field in item.keys:
         keys[key] = (data.customer_id, item.event_id, item.digest)
     owners.update(dict.fromkeys(identities.invoices_issued(data), data.customer_id))
-    staged.append((outbox.envelope(data, event_id=item.event_id), data))
-    staged += [(outbox.envelope(f, causation_id=item.event_id), f) for f in facts]
+    _stage(item, facts, outbox, staged)
     return Acceptance(item.event_id, "accepted")
+
+
+def _stage(
+    item: _Item,
+    facts: list[EventData],
+    outbox: Outbox,
+    staged: list[tuple[Envelope, EventData, bytes]],
+) -> None:
+    # An event and its facts belong to one trace: it is captured once, not once
+    # per envelope. The event's value was encoded for its digest already.
+    trace_parent = current_traceparent()
+    event = outbox.envelope(
+        item.data, event_id=item.event_id, trace_parent=trace_parent
+    )
+    staged.append((event, item.data, item.value))
+    for fact in facts:
+        envelope = outbox.envelope(
+            fact, causation_id=item.event_id, trace_parent=trace_parent
+        )
+        staged.append((envelope, fact, fact.model_dump_json().encode()))
 
 
 def _booked_before(item: _Item, keys: KeyMap) -> bool:
     """True when the same facts were booked under another event id."""
-    for key, field in identities.business_keys(item.data):
+    for key, field in item.keys:
         known = keys.get(key)
         if known is None:
             continue

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,24 +73,36 @@ class Outbox:
         event_id: str | None = None,
         causation_id: str | None = None,
         time: datetime | None = None,
+        trace_parent: str | None = None,
     ) -> Envelope:
-        """The envelope :meth:`publish` would give ``data``, carrying the trace."""
-        envelope = Envelope.for_data(
+        """The envelope :meth:`publish` would give ``data``, carrying the trace.
+
+        ``trace_parent`` spares capturing the active span's trace again when the
+        caller already holds it (one capture for an event and all its facts).
+        """
+        return Envelope.for_data(
             data,
             source=self._source,
             time=time or self._clock.now(),
             event_id=event_id,
             causation_id=causation_id,
+            trace_parent=trace_parent or current_traceparent(),
         )
-        traceparent = current_traceparent()
-        if traceparent is None:
-            return envelope
-        return dataclasses.replace(envelope, trace_parent=traceparent)
 
     async def publish_many(
         self, session: AsyncSession, events: Sequence[tuple[Envelope, EventData]]
     ) -> None:
         """Stage many events in one statement, in order."""
+        await self.publish_encoded(
+            session, [(e, data, data.model_dump_json().encode()) for e, data in events]
+        )
+
+    async def publish_encoded(
+        self,
+        session: AsyncSession,
+        events: Sequence[tuple[Envelope, EventData, bytes]],
+    ) -> None:
+        """:meth:`publish_many` for events whose value (the data as JSON) is at hand."""
         if not events:
             return
         rows = [
@@ -99,10 +110,10 @@ class Outbox:
                 envelope.id,
                 self._topics(data.topic),
                 data.customer_id,
-                data.model_dump_json().encode(),
-                orjson.dumps(_headers_to_json(envelope.to_headers())).decode(),
+                value,
+                orjson.dumps(envelope.header_pairs()).decode(),
             )
-            for envelope, data in events
+            for envelope, data, value in events
         ]
         await _copy_rows(session, self._table, rows)
         self.wakeup.set()

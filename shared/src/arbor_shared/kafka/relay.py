@@ -18,11 +18,15 @@ import contextlib
 import logging
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+import asyncpg
+import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from arbor_shared.failpoints import failpoint
@@ -40,8 +44,6 @@ _STALL_SECONDS = 20.0
 _SEND_TIMEOUT_SECONDS = 60.0
 _PURGE_EVERY = 200
 _KEEP_SENT = timedelta(hours=1)
-
-_OutboxRow = sa.Row[int, str, str | None, bytes, list[list[str]]]
 
 
 class OutboxRelay:
@@ -69,6 +71,19 @@ class OutboxRelay:
         self._lock_id = zlib.crc32(lock_name.encode())
         self._batch_size = batch_size
         self._stopping = asyncio.Event()
+        self._placer = KeyPlacer()
+        # Rows are read and marked through the driver: through the ORM, each round
+        # decoded every row's headers with the standard JSON module and marked the
+        # rows with a statement of a thousand parameters, compiled and planned anew.
+        self._select_unsent = (
+            "SELECT seq, topic, key, value, headers::text AS headers "  # noqa: S608
+            f"FROM {table.name} WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
+        )
+        self._mark_sent = (
+            f"UPDATE {table.name} SET sent_at = now() "  # noqa: S608
+            "WHERE seq = ANY($1::bigint[])"
+        )
+        self._count_unsent = f"SELECT count(*) FROM {table.name} WHERE sent_at IS NULL"  # noqa: S608
 
     @property
     def healthy(self) -> bool:
@@ -118,16 +133,13 @@ class OutboxRelay:
             )
             if not locked:
                 return 0
-            rows = (await session.execute(self._unsent())).all()
+            driver = await _driver(session)
+            rows = await driver.fetch(self._select_unsent, self._batch_size)
             if rows:
                 await self._send(rows)
                 failpoint("relay_after_ack")
-                await session.execute(
-                    sa.update(self._table)
-                    .where(self._table.c.seq.in_([row.seq for row in rows]))
-                    .values(sent_at=sa.func.now())
-                )
-            backlog = await session.scalar(self._backlog())
+                await driver.execute(self._mark_sent, [row["seq"] for row in rows])
+            backlog = await driver.fetchval(self._count_unsent)
         self._metrics.outbox_backlog.set(backlog or 0)
         return len(rows)
 
@@ -138,36 +150,20 @@ class OutboxRelay:
                 backlog = await session.scalar(self._backlog())
             self._metrics.outbox_backlog.set(backlog or 0)
 
-    def _unsent(self) -> sa.Select[int, str, str | None, bytes, list[list[str]]]:
-        t = self._table
-        return (
-            sa.select(t.c.seq, t.c.topic, t.c.key, t.c.value, t.c.headers)
-            .where(t.c.sent_at.is_(None))
-            .order_by(t.c.seq)
-            .limit(self._batch_size)
-        )
-
     def _backlog(self) -> sa.Select[int]:
         return sa.select(sa.func.count()).where(self._table.c.sent_at.is_(None))
 
-    async def _send(self, rows: Sequence[_OutboxRow]) -> None:
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
         producer = await self._ready_producer()
         self._send_started = time.monotonic()
         try:
-            acks = [
-                await producer.send(
-                    row.topic,
-                    value=row.value,
-                    key=row.key.encode() if row.key is not None else None,
-                    headers=headers_from_json(row.headers),
-                )
-                for row in rows
-            ]
+            place = await self._placer.placed(producer, {r["topic"] for r in rows})
+            acks = [await _send_row(producer, place, row) for row in rows]
             await asyncio.wait_for(asyncio.gather(*acks), _SEND_TIMEOUT_SECONDS)
         finally:
             self._send_started = None
-        for row in rows:
-            self._metrics.produced.labels(topic=row.topic).inc()
+        for topic, count in Counter(row["topic"] for row in rows).items():
+            self._metrics.produced.labels(topic=topic).inc(count)
 
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -198,3 +194,70 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+async def _send_row(
+    producer: AIOKafkaProducer,
+    place: Callable[[str, bytes | None], int | None],
+    row: asyncpg.Record,
+) -> asyncio.Future[object]:
+    key = row["key"].encode() if row["key"] is not None else None
+    ack: asyncio.Future[object] = await producer.send(
+        row["topic"],
+        value=row["value"],
+        key=key,
+        partition=place(row["topic"], key),
+        headers=headers_from_json(orjson.loads(row["headers"])),
+    )
+    return ack
+
+
+async def _driver(session: AsyncSession) -> asyncpg.Connection:
+    # Called after the session's first statement, so inside its transaction.
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver
+
+
+# Keys hashed and remembered before the memory is cleared: far more customers than
+# one relay sees in a burst, a few megabytes at most.
+_KEYS_REMEMBERED = 100_000
+
+
+class KeyPlacer:
+    """Chooses each keyed record's partition exactly as aiokafka's default would.
+
+    The default partitioner hashes the key (murmur2, in pure Python) on every send:
+    a quarter of the relay's time per record, spent on a handful of customer ids
+    over and over. The hash of a key never changes, so it is remembered; the
+    partition is still taken from the topic's current partitions, which keeps one
+    customer's events in one partition (RELIABILITY P4) just as before.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[bytes, int] = {}
+
+    async def placed(
+        self, producer: AIOKafkaProducer, topics: set[str]
+    ) -> Callable[[str, bytes | None], int | None]:
+        """A function giving the partition of (topic, key); None lets aiokafka pick."""
+        # Sorted, as the default partitioner receives them.
+        partitions = {t: sorted(await producer.partitions_for(t)) for t in topics}
+
+        def place(topic: str, key: bytes | None) -> int | None:
+            if key is None:
+                return None
+            return self.partition(key, partitions[topic])
+
+        return place
+
+    def partition(self, key: bytes, partitions: list[int]) -> int:
+        """The partition of ``key`` among ``partitions`` (sorted partition ids)."""
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= _KEYS_REMEMBERED:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return partitions[hashed % len(partitions)]

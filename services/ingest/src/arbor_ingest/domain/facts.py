@@ -7,7 +7,6 @@ invoices and one with ten thousand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,25 +32,20 @@ _MOMENT_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    amount_minor: int
-    paid_minor: int
-    credited_minor: int
-    written_off_minor: int
-    voided: bool
-    settled_at: datetime | None
+_Snapshot = tuple[int, int, int, int, bool, datetime | None]
+"""What an invoice's facts depend on: amount, paid, credited, written off, voided
+and settled at. A plain tuple: two are taken and compared per touched invoice."""
 
-    @classmethod
-    def of(cls, invoice: Invoice) -> _Snapshot:
-        return cls(
-            invoice.amount_minor,
-            invoice.paid_minor,
-            invoice.credited_minor,
-            invoice.written_off_minor,
-            invoice.voided,
-            invoice.settled_at,
-        )
+
+def _snapshot(invoice: Invoice) -> _Snapshot:
+    return (
+        invoice.amount_minor,
+        invoice.paid_minor,
+        invoice.credited_minor,
+        invoice.written_off_minor,
+        invoice.voided,
+        invoice.settled_at,
+    )
 
 
 class FactBuilder:
@@ -72,7 +66,7 @@ class FactBuilder:
         if invoice.invoice_id in self._invoices:
             return
         self._ensure_totals(invoice.currency, invoice.balance_minor if new else 0, 0)
-        before = (None, 0) if new else (_Snapshot.of(invoice), invoice.balance_minor)
+        before = (None, 0) if new else (_snapshot(invoice), invoice.balance_minor)
         self._invoices[invoice.invoice_id] = before
 
     def touch_funds(self, funds: Funds, *, new: bool = False) -> None:
@@ -130,7 +124,7 @@ class FactBuilder:
         cause: EventData,
         at: datetime,
     ) -> list[EventData]:
-        if before == _Snapshot.of(invoice):
+        if before == _snapshot(invoice):
             return []
         common = _common(invoice)
         facts: list[EventData] = [
@@ -143,7 +137,7 @@ class FactBuilder:
                 changed_at=at,
             )
         ]
-        was_settled = before is not None and before.settled_at is not None
+        was_settled = before is not None and before[5] is not None
         if invoice.settled_at is not None and not was_settled:
             facts.append(
                 InvoiceSettled(
@@ -181,8 +175,18 @@ def _common(invoice: Invoice) -> dict[str, Any]:
 
 
 def _moment(cause: EventData) -> datetime:
-    for name in _MOMENT_FIELDS:
-        moment = getattr(cause, name, None)
+    names = _MOMENT_FIELDS_OF.get(type(cause))
+    if names is None:
+        fields = type(cause).model_fields
+        names = _MOMENT_FIELDS_OF[type(cause)] = [
+            n for n in _MOMENT_FIELDS if n in fields
+        ]
+    for name in names:
+        moment = getattr(cause, name)
         if isinstance(moment, datetime):
             return moment.astimezone(UTC)
     raise ValueError(f"{cause.event_type} carries no business moment")
+
+
+# The moment fields each event type has, in the order above: looked up once.
+_MOMENT_FIELDS_OF: dict[type[EventData], list[str]] = {}

@@ -6,6 +6,7 @@ items are validated one by one so that a bad item never blocks the good ones.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, status
@@ -132,8 +133,7 @@ async def post_events_batch(
             session, runtime.outbox, list(parsed.values()), publisher=publisher.key_id
         )
         for n, outcome in zip(parsed, outcomes, strict=True):
-            problems = _problems(n, outcome)
-            results[n] = _result(n, outcome.event_id, outcome.status, problems)
+            results[n] = _outcome(n, outcome)
         return status.HTTP_200_OK, _summary(results)
 
     return await respond(runtime, publisher, idempotency_key, body, accept)
@@ -173,12 +173,20 @@ def _raw_id(raw: Any) -> str | None:
     return event_id if isinstance(event_id, str) else None
 
 
-def _problems(n: int, outcome: handlers.Acceptance) -> list[Problem]:
+def _outcome(n: int, outcome: handlers.Acceptance) -> dict[str, Any]:
     if outcome.status != "rejected":
-        return []
+        # The answer to nearly every item of a batch: built without the detour
+        # through problems, a few microseconds each of thousands.
+        return {
+            "index": n,
+            "id": outcome.event_id,
+            "status": outcome.status,
+            "errors": [],
+        }
     field = outcome.field or "data"
     path = f"events[{n}].{field if field == 'id' else 'data.' + field}"
-    return [Problem(path, outcome.reason or "rejected", "rejected")]
+    problem = Problem(path, outcome.reason or "rejected", "rejected")
+    return _result(n, outcome.event_id, "rejected", [problem])
 
 
 def _result(
@@ -194,9 +202,10 @@ def _result(
 
 def _summary(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
     ordered = [results[n] for n in sorted(results)]
+    counts = Counter(r["status"] for r in ordered)
     return {
-        "accepted": sum(r["status"] == "accepted" for r in ordered),
-        "duplicate": sum(r["status"] == "duplicate" for r in ordered),
-        "rejected": sum(r["status"] == "rejected" for r in ordered),
+        "accepted": counts["accepted"],
+        "duplicate": counts["duplicate"],
+        "rejected": counts["rejected"],
         "results": ordered,
     }
