@@ -27,7 +27,7 @@ from pathlib import Path
 import uvloop
 from starlette.types import ASGIApp, Message
 
-from arbor_portal.bootstrap import create_app
+from arbor_portal.bootstrap import create_server_app
 from arbor_portal.config import PortalSettings
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 from arbor_shared.settings import KafkaSettings
@@ -146,7 +146,7 @@ async def main(arguments: Namespace) -> None:
     )
     # As ``serve`` does: spans are recorded (and dropped, with no exporter).
     configure_tracing("portal-api", None)
-    app = create_app(settings)
+    app = create_server_app(settings)
     async with app.router.lifespan_context(app):
         await profile(app, tokens, arguments)
 

@@ -49,8 +49,8 @@ def reading(engine: AsyncEngine) -> AsyncEngine:
 
 # Statements built once with bind parameters: SQLAlchemy then finds the compiled
 # form from the statement it memoised instead of building and keying a new one for
-# every request.
-_ACCOUNT_FOR_SUBJECT = (
+# every request. ``readpool`` compiles the same ones for asyncpg.
+ACCOUNT_FOR_SUBJECT = (
     sa.select(identities.c.customer_id, customers.c.time_zone)
     .select_from(identities)
     .outerjoin(customers, customers.c.customer_id == identities.c.customer_id)
@@ -60,7 +60,7 @@ _ACCOUNT_FOR_SUBJECT = (
 
 async def account_for_subject(db: Db, subject: str) -> tuple[str, str | None] | None:
     """The customer a token subject is linked to and its time zone, in one trip."""
-    result = await db.execute(_ACCOUNT_FOR_SUBJECT, {"subject": subject})
+    result = await db.execute(ACCOUNT_FOR_SUBJECT, {"subject": subject})
     row = result.first()
     return (row.customer_id, row.time_zone) if row is not None else None
 
@@ -95,23 +95,26 @@ async def get_invoice(
     return (await db.execute(query)).mappings().first()
 
 
-async def list_invoices(
-    db: Db,
+def page_shape(where: InvoiceFilter, after: tuple[date, str] | None) -> dict[str, bool]:
+    """Which of the invoice page's optional conditions a request needs."""
+    return {
+        "has_status": where.status is not None,
+        "overdue": where.overdue_before is not None,
+        "has_from": where.issued_from is not None,
+        "has_to": where.issued_to is not None,
+        "has_after": after is not None,
+    }
+
+
+def page_values(
     customer_id: str,
     *,
     where: InvoiceFilter,
     after: tuple[date, str] | None,
     limit: int,
-) -> Sequence[Row]:
-    """Newest first by issue date, then id; keyset pagination after ``after``."""
-    query = _invoice_page(
-        has_status=where.status is not None,
-        overdue=where.overdue_before is not None,
-        has_from=where.issued_from is not None,
-        has_to=where.issued_to is not None,
-        has_after=after is not None,
-    )
-    values: dict[str, Any] = {
+) -> dict[str, Any]:
+    """The invoice page's bind parameters."""
+    return {
         "customer_id": customer_id,
         "status": where.status,
         "overdue_before": where.overdue_before,
@@ -121,7 +124,6 @@ async def list_invoices(
         "after_id": after[1] if after else None,
         "limit": limit,
     }
-    return (await db.execute(query, values)).mappings().all()
 
 
 # A list shows no invoice lines, so their JSON is neither sent nor decoded.
@@ -139,7 +141,7 @@ _SUMMARY_COLUMNS = (
 
 
 @functools.cache
-def _invoice_page(
+def invoice_page_statement(
     *, has_status: bool, overdue: bool, has_from: bool, has_to: bool, has_after: bool
 ) -> sa.Select[*tuple[Any, ...]]:
     # One statement per combination of filters (at most 32), each built once.

@@ -38,18 +38,25 @@ class Account:
 
 async def _resolve(request: Request, caller: Principal, db: readmodel.Db) -> Account:
     found = await readmodel.account_for_subject(db, caller.subject)
+    customer_id, time_zone = admit(request, found)
+    return Account(customer_id, time_zone, db)
+
+
+def admit(
+    request: Request, found: tuple[str, str | None] | None
+) -> tuple[str, str | None]:
+    """The linked account, once the identity is linked and within its rate."""
     if found is None:
         raise UnlinkedIdentityError("this identity is not linked to a customer account")
-    customer_id, time_zone = found
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.acquire(customer_id, time.monotonic())
+    wait = limiter.acquire(found[0], time.monotonic())
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many requests for this account; retry later",
             headers={"Retry-After": str(retry_after_seconds(wait))},
         )
-    return Account(customer_id, time_zone, db)
+    return found
 
 
 async def _account(request: Request, caller: Caller) -> AsyncIterator[Account]:
