@@ -5,12 +5,17 @@
 Seeds the portal's read model straight through SQL (``--customers`` customers with
 ``--invoices`` monthly invoices each, and an identity link per customer), starts
 ``python -m arbor_portal serve`` as a separate process with one worker, mints tokens
-for a sample of customers and drives ``GET /v1/invoices`` with ``wrk`` (apt package;
-``invoices.lua`` picks a random customer per request). The first run is paced: each
-connection pauses after every answer so the connections together approach ``--rate``.
-wrk measures from send to answer, so a server that stalls also slows the senders; the
-achieved rate in the RESULT line shows when that happened. An unpaced run then finds
-the throughput ceiling.
+for a sample of customers and drives ``GET /v1/invoices`` three ways:
+
+- **open loop at ``--rate``** with ``vegeta`` (``make install`` builds it with Go):
+  requests start on a fixed schedule whatever the answers do, cycling through the
+  customers' tokens, so the latencies are those of a server offered exactly that
+  rate, queueing included: the figure the target is stated in;
+- **paced** with ``wrk`` (apt package; ``invoices.lua`` picks a random customer per
+  request): each connection pauses after every answer. wrk measures from send to
+  answer, so a server that stalls also slows the senders, and the achieved rate in
+  the RESULT line shows when that happened;
+- **unpaced** with ``wrk``: the throughput ceiling.
 
 Needs a broker and a PostgreSQL server (``ARBOR_TEST_KAFKA_BOOTSTRAP`` and
 ``ARBOR_TEST_DATABASE_URL``, as for the tests). The schema ``bench_portal`` is kept
@@ -21,14 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -43,6 +51,7 @@ if str(Path(__file__).resolve().parents[2]) not in sys.path:
 
 from bench.common import infrastructure
 
+TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "bin"
 SCHEMA = "bench_portal"
 PREFIX = "benchportal"
 
@@ -211,6 +220,64 @@ def run_wrk(
     )
 
 
+def vegeta() -> str:
+    """The vegeta binary: on the PATH, or where ``make install`` builds it."""
+    found = shutil.which("vegeta") or shutil.which("vegeta", path=str(TOOLS))
+    if found is None:
+        raise SystemExit("vegeta is missing: run `make install`")
+    return found
+
+
+def run_open_loop(
+    port: int, tokens: list[str], *, rate: float, seconds: int, pid: int, idle: float
+) -> str:
+    """Requests at a fixed ``rate`` for ``seconds`` (vegeta); a RESULT line as wrk's."""
+    folder = Path(tempfile.mkdtemp(prefix="portal-vegeta-"))
+    targets = folder / "targets.txt"
+    url = f"http://127.0.0.1:{port}/v1/invoices"
+    targets.write_text(
+        "".join(f"GET {url}\nAuthorization: Bearer {token}\n\n" for token in tokens)
+    )
+    results = folder / "results.bin"
+    before, started = cpu_seconds(pid), time.monotonic()
+    subprocess.run(
+        [
+            vegeta(),
+            "attack",
+            f"-rate={rate:.0f}/s",
+            f"-duration={seconds}s",
+            "-timeout=5s",
+            f"-targets={targets}",
+            f"-output={results}",
+        ],
+        check=True,
+        timeout=seconds + 60,
+    )
+    used = cpu_seconds(pid) - before
+    requests_only = used - idle * (time.monotonic() - started)
+    report = subprocess.run(
+        [vegeta(), "report", "-type=json", str(results)],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return _open_loop_result(json.loads(report.stdout), used, requests_only)
+
+
+def _open_loop_result(report: dict[str, Any], used: float, requests_only: float) -> str:
+    latency = report["latencies"]
+    requests = max(1, int(report["requests"]))
+    failed = sum(n for code, n in report["status_codes"].items() if code != "200")
+    return (
+        f"RESULT requests={requests} offered_rps={report['rate']:.0f} "
+        f"answered_rps={report['throughput']:.0f} "
+        f"p50_ms={latency['50th'] / 1e6:.1f} p90_ms={latency['90th'] / 1e6:.1f} "
+        f"p99_ms={latency['99th'] / 1e6:.1f} max_ms={latency['max'] / 1e6:.1f} "
+        f"non2xx={failed} server_cpu_ms_per_request={1000 * used / requests:.2f} "
+        f"net_of_idle={1000 * requests_only / requests:.2f}"
+    )
+
+
 async def database_sessions(url: str) -> int:
     """Sessions the database server has started so far (PostgreSQL 14 or later)."""
     connection = await asyncpg.connect(_dsn(url))
@@ -292,6 +359,18 @@ async def measure(arguments: argparse.Namespace, url: str, bootstrap: str) -> No
         run_wrk(port, tokens_file, connections=10, pause_ms=0, seconds=5, pid=pid)
         idle = await idle_cpu_per_second(pid)
         print(f"idle server: {1000 * idle:.1f} ms of CPU per second")
+        print(f"== open loop, {arguments.rate:.0f} requests/s (vegeta)")
+        before = await database_sessions(url)
+        result = run_open_loop(
+            port,
+            tokens,
+            rate=arguments.rate,
+            seconds=arguments.seconds,
+            pid=pid,
+            idle=idle,
+        )
+        opened = await database_sessions(url) - before
+        print(f"{result} new_database_sessions={opened}")
         # Paced: each connection waits ``pause`` after every answer, so the rate is
         # about connections / (pause + latency); the RESULT line gives the real one.
         pause = max(0, int(arguments.connections * 1000 / arguments.rate) - 5)

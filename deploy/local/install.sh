@@ -40,8 +40,23 @@ ensure_debian_packages() {
   fi
 }
 
+ensure_vegeta() {
+  # The portal benchmark's open-loop load generator (make bench), built with Go
+  # into .tools/bin; the benchmark looks there.
+  if command -v vegeta >/dev/null 2>&1 || [ -x .tools/bin/vegeta ]; then
+    return
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    log "Go is missing: the portal benchmark's open-loop run needs vegeta"
+    return
+  fi
+  log "building vegeta"
+  GOBIN="$repo_root/.tools/bin" go install github.com/tsenart/vegeta/v12@v12.13.0
+}
+
 ensure_uv
 log "syncing the Python workspace"
 uv sync --frozen --quiet
 ensure_debian_packages
+ensure_vegeta
 bash deploy/local/kafka.sh fetch
