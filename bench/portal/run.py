@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -49,9 +46,9 @@ from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 if str(Path(__file__).resolve().parents[2]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench import vegeta
 from bench.common import infrastructure
 
-TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "bin"
 SCHEMA = "bench_portal"
 PREFIX = "benchportal"
 
@@ -220,60 +217,26 @@ def run_wrk(
     )
 
 
-def vegeta() -> str:
-    """The vegeta binary: on the PATH, or where ``make install`` builds it."""
-    found = shutil.which("vegeta") or shutil.which("vegeta", path=str(TOOLS))
-    if found is None:
-        raise SystemExit("vegeta is missing: run `make install`")
-    return found
-
-
-def run_open_loop(
+async def run_open_loop(
     port: int, tokens: list[str], *, rate: float, seconds: int, pid: int, idle: float
 ) -> str:
     """Requests at a fixed ``rate`` for ``seconds`` (vegeta); a RESULT line as wrk's."""
-    folder = Path(tempfile.mkdtemp(prefix="portal-vegeta-"))
-    targets = folder / "targets.txt"
     url = f"http://127.0.0.1:{port}/v1/invoices"
-    targets.write_text(
-        "".join(f"GET {url}\nAuthorization: Bearer {token}\n\n" for token in tokens)
-    )
-    results = folder / "results.bin"
+    targets = [
+        vegeta.Target("GET", url, {"Authorization": f"Bearer {token}"})
+        for token in tokens
+    ]
     before, started = cpu_seconds(pid), time.monotonic()
-    subprocess.run(
-        [
-            vegeta(),
-            "attack",
-            f"-rate={rate:.0f}/s",
-            f"-duration={seconds}s",
-            "-timeout=5s",
-            f"-targets={targets}",
-            f"-output={results}",
-        ],
-        check=True,
-        timeout=seconds + 60,
-    )
+    found = await vegeta.attack(targets, rate=rate, seconds=seconds)
     used = cpu_seconds(pid) - before
     requests_only = used - idle * (time.monotonic() - started)
-    report = subprocess.run(
-        [vegeta(), "report", "-type=json", str(results)],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return _open_loop_result(json.loads(report.stdout), used, requests_only)
-
-
-def _open_loop_result(report: dict[str, Any], used: float, requests_only: float) -> str:
-    latency = report["latencies"]
-    requests = max(1, int(report["requests"]))
-    failed = sum(n for code, n in report["status_codes"].items() if code != "200")
+    requests = max(1.0, found["count"])
     return (
-        f"RESULT requests={requests} offered_rps={report['rate']:.0f} "
-        f"answered_rps={report['throughput']:.0f} "
-        f"p50_ms={latency['50th'] / 1e6:.1f} p90_ms={latency['90th'] / 1e6:.1f} "
-        f"p99_ms={latency['99th'] / 1e6:.1f} max_ms={latency['max'] / 1e6:.1f} "
-        f"non2xx={failed} server_cpu_ms_per_request={1000 * used / requests:.2f} "
+        f"RESULT requests={requests:.0f} offered_rps={found['offered_rps']:.0f} "
+        f"answered_rps={found['answered_rps']:.0f} p50_ms={found['p50_ms']:.1f} "
+        f"p90_ms={found['p90_ms']:.1f} p99_ms={found['p99_ms']:.1f} "
+        f"max_ms={found['max_ms']:.1f} non2xx={found['failed']:.0f} "
+        f"server_cpu_ms_per_request={1000 * used / requests:.2f} "
         f"net_of_idle={1000 * requests_only / requests:.2f}"
     )
 
@@ -361,7 +324,7 @@ async def measure(arguments: argparse.Namespace, url: str, bootstrap: str) -> No
         print(f"idle server: {1000 * idle:.1f} ms of CPU per second")
         print(f"== open loop, {arguments.rate:.0f} requests/s (vegeta)")
         before = await database_sessions(url)
-        result = run_open_loop(
+        result = await run_open_loop(
             port,
             tokens,
             rate=arguments.rate,
