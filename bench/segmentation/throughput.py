@@ -33,7 +33,8 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from arbor_segmentation.adapters import definitions, repository
 from arbor_segmentation.adapters.definitions import Activation
 from arbor_segmentation.adapters.tables import messaging
-from arbor_segmentation.bootstrap import MIGRATIONS, create_app
+from arbor_segmentation.bootstrap import MIGRATIONS, create_server_app
 from arbor_segmentation.config import SegmentationSettings
 from arbor_shared import topics
 from arbor_shared.db.migrations import upgrade_async
@@ -62,7 +63,7 @@ from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 from arbor_shared.runtime import ServiceRuntime
 from arbor_shared.settings import KafkaSettings
 from arbor_shared.topics import TopicNames
-from bench.common import infrastructure, write_results
+from bench.common import Infra, infrastructure, write_results
 from tests.support import eventually, running
 
 HERE = Path(__file__).resolve().parent
@@ -290,38 +291,55 @@ async def drop_schema(url: str, schema: str) -> None:
     await engine.dispose()
 
 
-async def main(arguments: argparse.Namespace) -> None:
+def service_settings(
+    infra: Infra, prefix: str, keys: Path, max_poll: int
+) -> SegmentationSettings:
+    """The service's settings for one run under a fresh prefix and schema."""
+    return SegmentationSettings(
+        database_url=infra.database_url,
+        database_schema=f"{prefix}_segmentation",
+        kafka=KafkaSettings(
+            bootstrap=infra.bootstrap,
+            topic_prefix=prefix,
+            max_poll_records=max_poll,
+        ),
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url=LocalIssuer(keys).jwks_url,
+        log_level="WARNING",
+    )
+
+
+@asynccontextmanager
+async def backlogged(
+    arguments: argparse.Namespace,
+) -> AsyncIterator[tuple[Infra, SegmentationSettings, list[EventData], list[str]]]:
+    """Infrastructure, a migrated schema and the backlog produced to its topics."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     events = backlog(arguments.customers, arguments.invoices)
     if arguments.layout == "one-topic":
         events = by_time(events)
     names = sorted({destination(prefix, e, arguments.layout) for e in events})
     with infrastructure() as infra, tempfile.TemporaryDirectory() as keys:
-        settings = SegmentationSettings(
-            database_url=infra.database_url,
-            database_schema=f"{prefix}_segmentation",
-            kafka=KafkaSettings(
-                bootstrap=infra.bootstrap,
-                topic_prefix=prefix,
-                max_poll_records=arguments.max_poll,
-            ),
-            oidc_issuer=ISSUER,
-            oidc_audience=AUDIENCE,
-            oidc_jwks_url=LocalIssuer(Path(keys)).jwks_url,
-            log_level="WARNING",
-            rescore_poll_seconds=0.05,
-        )
+        settings = service_settings(infra, prefix, Path(keys), arguments.max_poll)
         await upgrade_async(MIGRATIONS, infra.database_url, settings.database_schema)
         await ensure_topics(settings.kafka, TopicNames(prefix).all_with_dead_letters())
         await produce(infra.bootstrap, prefix, events, arguments.layout)
+        try:
+            yield infra, settings, events, names
+        finally:
+            await drop_schema(infra.database_url, settings.database_schema)
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    async with backlogged(arguments) as (infra, settings, events, names):
         raw = await raw_consume_rate(infra.bootstrap, names, len(events))
-        app = create_app(settings)
+        app = create_server_app(settings)
         runtime: ServiceRuntime = app.state.runtime
         async with running(app):
             consumed = await consume(runtime, len(events))
             relayed, staged = await published(runtime)
             rescored, scored = await rescore(runtime)
-        await drop_schema(infra.database_url, settings.database_schema)
     results = {"customers": arguments.customers, "layout": arguments.layout}
     results |= report(len(events), raw, consumed, relayed, staged, rescored, scored)
     results["max_poll_records"] = arguments.max_poll
@@ -358,8 +376,9 @@ def report(
     }
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every run takes; the profile script adds its own."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("customers", type=int, nargs="?", default=2000)
     parser.add_argument("invoices", type=int, nargs="?", default=2)
     parser.add_argument("--max-poll", type=int, default=500)
@@ -370,8 +389,8 @@ def arguments() -> argparse.Namespace:
         help="one-topic: every fact on one topic in date order (steady operation); "
         "topics: each on its own topic, customer by customer (a replayed backlog)",
     )
-    return parser.parse_args()
+    return parser
 
 
 if __name__ == "__main__":
-    asyncio.run(main(arguments()))
+    asyncio.run(main(parser(__doc__.splitlines()[0]).parse_args()))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Awaitable, Callable, Sequence
+
 from fastapi import FastAPI
 
 from arbor_segmentation.adapters.definitions import DefinitionCache
@@ -29,7 +32,12 @@ INPUT_TOPICS = [
 ]
 
 
-def create_app(settings: SegmentationSettings | None = None) -> FastAPI:
+Hook = Callable[[ServiceRuntime], Awaitable[None]]
+
+
+def create_app(
+    settings: SegmentationSettings | None = None, *, on_start: Sequence[Hook] = ()
+) -> FastAPI:
     """Build the segmentation application from settings (the environment by default)."""
     settings = settings or SegmentationSettings()
     runtime = ServiceRuntime.create(SERVICE, settings, messaging)
@@ -51,8 +59,29 @@ def create_app(settings: SegmentationSettings | None = None) -> FastAPI:
         description="Behaviour features, versioned cohort definitions, membership "
         "history and late-payment risk.",
         routers=[router],
-        on_start=[workers.start],
+        on_start=[workers.start, *on_start],
         on_stop=[workers.stop],
     )
     app.add_exception_handler(SegmentationError, domain_error)
     return app
+
+
+def create_server_app(settings: SegmentationSettings) -> FastAPI:
+    """The application as ``serve`` runs it: alone in its process."""
+    return create_app(settings, on_start=[_freeze_startup_heap])
+
+
+# Young objects are collected after this many new allocations, not CPython's 700: a
+# consumed batch allocates hundreds of thousands (states, features, events).
+_YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+async def _freeze_startup_heap(_runtime: ServiceRuntime) -> None:
+    # What exists once the service has started (frameworks, schemas, compiled rules,
+    # the model) lives as long as the process. Left to the cyclic collector, it is
+    # walked in full every few batches, a third of the CPU per consumed event;
+    # frozen, a full collection walks only what batches allocated since.
+    gc.collect()
+    gc.freeze()
+    _young, older, oldest = gc.get_threshold()
+    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, older, oldest)

@@ -7,7 +7,6 @@ they want written and published, for :class:`Changes` to send in one go.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -65,10 +64,9 @@ class Work:
         trace_parent: str | None,
     ) -> None:
         """Stage ``data`` for the outbox with its envelope, after all before it."""
+        # Published after the consumer's span has closed: the event's own trace is
+        # passed on as the parent.
         envelope = self.changes.outbox.envelope(
-            data, causation_id=causation_id, time=now
+            data, causation_id=causation_id, time=now, trace_parent=trace_parent
         )
-        if trace_parent is not None:
-            # Published after the consumer's span has closed: keep it as the parent.
-            envelope = dataclasses.replace(envelope, trace_parent=trace_parent)
         self.changes.publish(envelope, data)

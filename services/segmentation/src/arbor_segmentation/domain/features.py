@@ -22,6 +22,7 @@ FeatureValue = int | float | str | bool
 Features = dict[str, FeatureValue]
 
 WINDOWS = (90, 365)
+_WINDOW_SPANS = tuple(timedelta(days=days) for days in WINDOWS)
 RETENTION_DAYS = 400
 MAX_SETTLED_RECORDS = 2000
 MAX_CASE_IDS = 500
@@ -113,10 +114,15 @@ class CustomerState:
 
     def overdue_at(self, due_date: date) -> datetime:
         """The instant an invoice due on ``due_date`` becomes overdue: next midnight."""
-        midnight = datetime.combine(
-            due_date + timedelta(days=1), time(), self.time_zone
-        )
-        return midnight.astimezone(UTC)
+        return _overdue_at(due_date, self.profile.get("time_zone") or "UTC")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _overdue_at(due_date: date, zone_name: str) -> datetime:
+    # Every event asks for its customer's timers before and after it applies, and
+    # customers share due dates and zones: the zone arithmetic is the costly part.
+    midnight = datetime.combine(due_date + timedelta(days=1), time(), _zone(zone_name))
+    return midnight.astimezone(UTC)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,8 +156,12 @@ def timer_instants(state: CustomerState, today: date) -> dict[str, datetime]:
     }
     dues = [c.due_date for c in state.closed.values() if c.counted]
     dues += [i.due_date for i in state.open.values()]
-    leaving = [d + timedelta(days=w) for d in dues for w in WINDOWS]
-    upcoming = [day for day in leaving if day > today]
+    upcoming = [
+        leaves
+        for due in dues
+        for span in _WINDOW_SPANS
+        if (leaves := due + span) > today
+    ]
     if upcoming:
         wanted[f"window {state.customer_id}"] = state.overdue_at(
             min(upcoming) - timedelta(days=1)
@@ -242,24 +252,26 @@ def _punctuality_features(state: CustomerState, today: date) -> Features:
 
 def _windows(state: CustomerState, today: date) -> list[tuple[int, int]]:
     """:func:`window_counts` for every window, in one walk over the invoices."""
-    starts = [today - timedelta(days=days) for days in WINDOWS]
+    starts = [today - span for span in _WINDOW_SPANS]
     due = [0] * len(WINDOWS)
     on_time = [0] * len(WINDOWS)
     for closed in state.closed.values():
-        if not closed.counted or closed.due_date > today:
+        due_date = closed.due_date
+        if not closed.counted or due_date > today:
             continue
         settled = closed.settled_date <= today
-        if not (settled or closed.due_date < today):
+        if not settled and due_date == today:
             continue
-        punctual = settled and closed.settled_date <= closed.due_date
+        punctual = settled and closed.settled_date <= due_date
         for window, start in enumerate(starts):
-            if start < closed.due_date:
+            if start < due_date:
                 due[window] += 1
                 on_time[window] += punctual
     for invoice in state.open.values():
-        for window, start in enumerate(starts):
-            if start < invoice.due_date < today:
-                due[window] += 1
+        due_date = invoice.due_date
+        if due_date < today:
+            for window, start in enumerate(starts):
+                due[window] += start < due_date
     return list(zip(due, on_time, strict=True))
 
 
@@ -314,12 +326,12 @@ def percentile(histogram: dict[int, int], share: float) -> int:
 
 def recent_days_late(state: CustomerState, count: int) -> list[int]:
     """Days late of the last ``count`` counted settlements, oldest first."""
+    # Days late follow from the two dates, so they need working out only for the
+    # last few: every event and every assessment asks for them.
     counted = sorted(
-        (c.settled_date, c.due_date, c.days_late)
-        for c in state.closed.values()
-        if c.counted
+        (c.settled_date, c.due_date) for c in state.closed.values() if c.counted
     )
-    return [days for _, _, days in counted[-count:]]
+    return [max(0, (settled - due).days) for settled, due in counted[-count:]]
 
 
 def days_late_trend(state: CustomerState) -> float:
