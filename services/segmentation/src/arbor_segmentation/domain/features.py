@@ -70,7 +70,7 @@ class CustomerState:
 
     customer_id: str
     profile: dict[str, str] = field(default_factory=dict)
-    profile_at: datetime | None = None
+    profile_times: dict[str, datetime] = field(default_factory=dict)
     started_on: date | None = None
     open: dict[str, OpenInvoice] = field(default_factory=dict)
     closed: dict[str, ClosedInvoice] = field(default_factory=dict)
