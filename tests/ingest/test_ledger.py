@@ -13,6 +13,7 @@ from arbor_ingest.domain.ledger import CustomerLedger
 from arbor_shared.events import (
     Allocation,
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerBalanceChanged,
     CustomerCreated,
     EventData,
@@ -82,6 +83,19 @@ def credited(
     )
 
 
+def credit_voided(
+    note_id: str, invoice_id: str, amount: int, *, day: float = 3
+) -> CreditNoteVoided:
+    return CreditNoteVoided(
+        customer_id=CUSTOMER,
+        credit_note_id=note_id,
+        invoice_id=invoice_id,
+        currency="EUR",
+        amount_minor=amount,
+        voided_at=at(day),
+    )
+
+
 def refunded(
     refund_id: str, payment_id: str, amount: int, *, day: float = 2
 ) -> PaymentRefunded:
@@ -148,7 +162,7 @@ def expected_position(events: Iterable[EventData], currency: str = "EUR") -> int
                 total -= e.amount_minor
             case PaymentReceived() | CreditNoteIssued():
                 total -= e.amount_minor
-            case PaymentRefunded():
+            case PaymentRefunded() | CreditNoteVoided():
                 total += e.amount_minor
     return total
 
@@ -351,6 +365,71 @@ def test_refund_of_a_payment_not_received_is_rejected() -> None:
         Book().apply(refunded("ref-1", "pay-unknown", 100))
 
     assert caught.value.field == "payment_id"
+
+
+def test_voided_credit_note_reopens_the_invoice_it_settled() -> None:
+    book = Book()
+    book.apply(
+        issued("inv-1", 1_000),
+        paid("pay-1", 600, ("inv-1", 600)),
+        credited("cn-1", "inv-1", 400),
+    )
+
+    facts = book.apply(credit_voided("cn-1", "inv-1", 400, day=5))
+
+    (reopened,) = [f for f in facts if isinstance(f, InvoiceReopened)]
+    assert (reopened.balance_minor, reopened.reopened_at) == (400, at(5))
+    invoice = book.ledger.invoices["inv-1"]
+    assert (invoice.paid_minor, invoice.credited_minor) == (600, 0)
+    assert book.settled_at("inv-1") is None
+    assert_invariant(book)
+
+
+def test_voided_credit_note_takes_back_what_went_to_other_invoices() -> None:
+    book = Book()
+    book.apply(
+        issued("inv-1", 1_000, due_in=30),
+        issued("inv-2", 500, due_in=40),
+        credited("cn-1", "inv-1", 1_300),
+    )
+    assert (book.balance("inv-1"), book.balance("inv-2")) == (0, 200)
+
+    book.apply(credit_voided("cn-1", "inv-1", 1_300))
+
+    assert (book.balance("inv-1"), book.balance("inv-2")) == (1_000, 500)
+    assert book.ledger.totals("EUR") == (1_500, 0)
+    assert_invariant(book)
+
+
+def test_voided_credit_note_leaves_payments_to_pay_the_invoice_again() -> None:
+    book = Book()
+    book.apply(
+        issued("inv-1", 1_000),
+        credited("cn-1", "inv-1", 1_000),
+        paid("pay-1", 700),
+    )
+    assert book.ledger.totals("EUR") == (0, 700)
+
+    book.apply(credit_voided("cn-1", "inv-1", 1_000))
+
+    assert book.balance("inv-1") == 300
+    assert book.ledger.invoices["inv-1"].paid_minor == 700
+    assert_invariant(book)
+
+
+def test_void_of_a_credit_note_not_issued_or_with_other_figures_is_rejected() -> None:
+    book = Book()
+    with pytest.raises(EventRejectedError) as unknown:
+        book.apply(credit_voided("cn-1", "inv-1", 400))
+    book.apply(issued("inv-1", 1_000), credited("cn-1", "inv-1", 400))
+    with pytest.raises(EventRejectedError) as different:
+        book.apply(credit_voided("cn-1", "inv-1", 500))
+
+    assert unknown.value.field == "credit_note_id"
+    assert "has not been issued" in unknown.value.reason
+    assert different.value.field == "amount_minor"
+    assert "issued with amount_minor 400, not 500" in different.value.reason
+    assert book.balance("inv-1") == 600
 
 
 def test_write_off_closes_the_invoice_as_written_off() -> None:

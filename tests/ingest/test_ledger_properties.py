@@ -36,6 +36,7 @@ from arbor_shared.events import (
 from tests.ingest.test_ledger import (
     CUSTOMER,
     at,
+    credit_voided,
     credited,
     expected_position,
     issued,
@@ -305,7 +306,23 @@ def any_event(draw: st.DrawFn, n: int) -> EventData:
 def histories(draw: st.DrawFn) -> list[tuple[str, EventData]]:
     size = draw(st.integers(1, 30))
     events = [(f"ev-{n}", draw(any_event(n))) for n in range(size)]
+    events += _voided_notes(draw, [data for _, data in events])
     return _reordered(draw, events)
+
+
+def _voided_notes(
+    draw: st.DrawFn, events: list[EventData]
+) -> list[tuple[str, EventData]]:
+    """Voids of some of the credit notes, most with the note's own figures."""
+    voids: list[tuple[str, EventData]] = []
+    for note in (e for e in events if isinstance(e, CreditNoteIssued)):
+        if not draw(st.booleans()):
+            continue
+        amount = note.amount_minor + draw(st.sampled_from([0, 0, 0, 1]))
+        day = draw(EVENT_DAYS)
+        void = credit_voided(note.credit_note_id, note.invoice_id, amount, day=day)
+        voids.append((f"ev-void-{note.credit_note_id}", void))
+    return voids
 
 
 @settings(max_examples=500, deadline=None)

@@ -18,6 +18,7 @@ from arbor_ingest.domain.stripe_objects import (
 )
 from arbor_shared.events import (
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerCreated,
     DisputeOpened,
     DisputeResolved,
@@ -259,10 +260,15 @@ def test_refund_of_a_payment_never_booked_is_ignored_with_the_reason() -> None:
     assert "never booked" in outcome.reason
 
 
-def test_credit_note_voided_and_uncollectible_invoices_map_to_their_events() -> None:
+def test_credit_notes_issued_and_voided_and_invoice_voids_map_to_their_events() -> None:
     note = only(
         map_event(
             event("credit_note.created", stripe_object("credit_note")), {}, DEFAULTS
+        )
+    )
+    withdrawn = only(
+        map_event(
+            event("credit_note.voided", stripe_object("credit_note")), {}, DEFAULTS
         )
     )
     voided = only(
@@ -278,6 +284,12 @@ def test_credit_note_voided_and_uncollectible_invoices_map_to_their_events() -> 
 
     assert isinstance(note, CreditNoteIssued)
     assert (note.invoice_id, note.amount_minor) == ("in_1Pgc75B7WZ01zgkWYv4iMwt7", 1690)
+    assert isinstance(withdrawn, CreditNoteVoided)
+    assert (withdrawn.credit_note_id, withdrawn.invoice_id) == (
+        note.credit_note_id,
+        note.invoice_id,
+    )
+    assert (withdrawn.currency, withdrawn.amount_minor) == ("USD", 1690)
     assert isinstance(voided, InvoiceVoided)
     assert isinstance(lost, InvoiceWrittenOff)
     assert (lost.amount_minor, lost.currency) == (1000, "USD")

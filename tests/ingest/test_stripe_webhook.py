@@ -206,6 +206,48 @@ async def test_one_payment_reported_by_two_stripe_events_is_booked_once(
     assert await staged(app, topics.PAYMENTS) == ["PaymentReceived"]
 
 
+async def test_a_voided_credit_note_makes_its_invoice_owed_again(
+    app: FastAPI, stripe: httpx.AsyncClient
+) -> None:
+    invoice = stripe_object("invoice")
+    note = stripe_object("credit_note", invoice=invoice["id"], total=400, amount=400)
+    await deliver(stripe, envelope("invoice.finalized", invoice, event_id="evt_inv"))
+    await deliver(stripe, envelope("credit_note.created", note, event_id="evt_cn"))
+
+    answer = await deliver(
+        stripe, envelope("credit_note.voided", note, event_id="evt_cn_void")
+    )
+
+    assert answer.json()["status"] == "accepted"
+    assert await staged(app, topics.PAYMENTS) == [
+        "CreditNoteIssued",
+        "CreditNoteVoided",
+    ]
+    balances = await staged_facts(app, "InvoiceBalanceChanged")
+    assert [(b["credited_minor"], b["balance_minor"]) for b in balances] == [
+        (0, 1000),
+        (400, 600),
+        (0, 1000),
+    ]
+
+
+async def staged_facts(app: FastAPI, event_type: str) -> list[dict[str, Any]]:
+    """Payloads of the ledger facts of ``event_type`` staged so far, in order."""
+    outbox = messaging.outbox
+    name = runtime(app).topics(topics.LEDGER)
+    async with runtime(app).sessions() as session:
+        rows = await session.execute(
+            sa.select(outbox.c.headers, outbox.c.value)
+            .where(outbox.c.topic == name)
+            .order_by(outbox.c.seq)
+        )
+        return [
+            orjson.loads(value)
+            for headers, value in rows
+            if dict(map(tuple, headers))["ce_type"] == event_type
+        ]
+
+
 async def test_every_listed_stripe_type_gets_a_2xx_answer_never_a_5xx(
     app: FastAPI, stripe: httpx.AsyncClient
 ) -> None:

@@ -12,6 +12,7 @@ from arbor_shared.events import (
     ActionReason,
     Allocation,
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerBalanceChanged,
     CustomerCreated,
     InvoiceIssued,
@@ -35,7 +36,7 @@ REASON = ActionReason(
 )
 
 
-async def test_payment_refund_and_credit_show_in_history_with_allocations(
+async def test_payment_refund_credit_and_its_void_show_in_history_with_allocations(
     portal: Portal,
 ) -> None:
     alice = await portal.customer()
@@ -65,6 +66,15 @@ async def test_payment_refund_and_credit_show_in_history_with_allocations(
             amount_minor=5_000,
             issued_at=NOW + timedelta(days=2),
         ),
+        CreditNoteVoided(
+            customer_id=alice.customer_id,
+            credit_note_id="cn-1",
+            invoice_id=invoice_id,
+            currency="EUR",
+            amount_minor=5_000,
+            reason="issued in error",
+            voided_at=NOW + timedelta(days=3),
+        ),
     )
 
     history = (await alice.get("/v1/payments")).json()["items"]
@@ -72,6 +82,7 @@ async def test_payment_refund_and_credit_show_in_history_with_allocations(
     detail = (await alice.get(f"/v1/invoices/{invoice_id}")).json()
 
     assert [(e["kind"], e["id"]) for e in history] == [
+        ("credit_note_void", "cn-1"),
         ("credit_note", "cn-1"),
         ("refund", "ref-1"),
         ("payment", "pay-1"),
@@ -80,7 +91,12 @@ async def test_payment_refund_and_credit_show_in_history_with_allocations(
         {"invoice_id": invoice_id, "amount_minor": 60_000}
     ]
     assert [r["id"] for r in payment["refunds"]] == ["ref-1"]
-    assert [p["id"] for p in detail["payments"]] == ["pay-1", "cn-1"]
+    assert [(p["kind"], p["id"]) for p in detail["payments"]] == [
+        ("payment", "pay-1"),
+        ("credit_note", "cn-1"),
+        ("credit_note_void", "cn-1"),
+    ]
+    assert history[0]["note"] == "issued in error"
 
 
 async def test_the_same_payment_delivered_twice_is_listed_once(portal: Portal) -> None:

@@ -6,6 +6,7 @@ from arbor_shared.events.base import EventData, StrictModel
 from arbor_shared.events.billing import (
     Allocation,
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerCreated,
     CustomerUpdated,
     InvoiceAdjusted,
@@ -58,6 +59,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         PaymentFailed,
         PaymentRefunded,
         CreditNoteIssued,
+        CreditNoteVoided,
         InvoiceBalanceChanged,
         InvoiceSettled,
         InvoiceReopened,
@@ -101,6 +103,7 @@ __all__ = [
     "ClockAdvanced",
     "CohortChanged",
     "CreditNoteIssued",
+    "CreditNoteVoided",
     "CustomerBalanceChanged",
     "CustomerCreated",
     "CustomerUpdated",

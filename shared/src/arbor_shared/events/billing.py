@@ -172,6 +172,100 @@ class PaymentRefunded(EventData):
     refunded_at: Instant
 
 
+class CreditNoteFigures(EventData):
+    """What a credit note's issue and its void both state."""
+
+    credit_note_id: Identifier
+    invoice_id: Identifier
+    currency: Currency
+    amount_minor: MinorUnits = Field(gt=0)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class CreditNoteIssued(CreditNoteFigures):
+    event_type = "CreditNoteIssued"
+    topic = topics.PAYMENTS
+
+    issued_at: Instant
+
+
+class CreditNoteVoided(CreditNoteFigures):
+    """A credit note withdrawn: what it took off its invoice is owed again.
+
+    It names the note's invoice, currency and total as issued, so that a consumer
+    can show the reversal without having kept the note; the ledger refuses a void
+    whose figures differ from the note's.
+    """
+
+    event_type = "CreditNoteVoided"
+    topic = topics.PAYMENTS
+
+    voided_at: Instant
+
+
+class InvoiceWrittenOff(EventData):
+    event_type = "InvoiceWrittenOff"
+    topic = topics.INVOICES
+
+    invoice_id: Identifier
+    currency: Currency
+    amount_minor: MinorUnits
+    reason: str = Field(min_length=1, max_length=500)
+    written_off_at: Instant
+
+
+class Allocation(StrictModel):
+    """The part of a payment the payer meant for one invoice."""
+
+    invoice_id: Identifier
+    amount_minor: MinorUnits = Field(gt=0)
+
+
+class PaymentReceived(EventData):
+    event_type = "PaymentReceived"
+    topic = topics.PAYMENTS
+
+    payment_id: Identifier
+    provider_payment_id: Identifier | None = None
+    currency: Currency
+    amount_minor: MinorUnits = Field(gt=0)
+    received_at: Instant
+    method: PaymentMethod = "bank_transfer"
+    allocations: tuple[Allocation, ...] = ()
+
+    @model_validator(mode="after")
+    def _allocations_fit(self) -> PaymentReceived:
+        allocated = sum(a.amount_minor for a in self.allocations)
+        if allocated > self.amount_minor:
+            raise ValueError(
+                f"allocations total {allocated} exceeds the payment {self.amount_minor}"
+            )
+        return self
+
+
+class PaymentFailed(EventData):
+    event_type = "PaymentFailed"
+    topic = topics.PAYMENTS
+
+    payment_id: Identifier
+    invoice_id: Identifier | None = None
+    currency: Currency
+    amount_minor: MinorUnits
+    reason: str = Field(min_length=1, max_length=200)
+    failed_at: Instant
+
+
+class PaymentRefunded(EventData):
+    event_type = "PaymentRefunded"
+    topic = topics.PAYMENTS
+
+    refund_id: Identifier
+    payment_id: Identifier
+    currency: Currency
+    amount_minor: MinorUnits = Field(gt=0)
+    refunded_at: Instant
+
+
 class CreditNoteIssued(EventData):
     event_type = "CreditNoteIssued"
     topic = topics.PAYMENTS
@@ -182,3 +276,22 @@ class CreditNoteIssued(EventData):
     amount_minor: MinorUnits = Field(gt=0)
     reason: str | None = Field(default=None, max_length=500)
     issued_at: Instant
+
+
+class CreditNoteVoided(EventData):
+    """A credit note withdrawn: what it took off its invoice is owed again.
+
+    It names the note's invoice, currency and total as issued, so that a consumer
+    can show the reversal without having kept the note; the ledger refuses a void
+    whose figures differ from the note's.
+    """
+
+    event_type = "CreditNoteVoided"
+    topic = topics.PAYMENTS
+
+    credit_note_id: Identifier
+    invoice_id: Identifier
+    currency: Currency
+    amount_minor: MinorUnits = Field(gt=0)
+    reason: str | None = Field(default=None, max_length=500)
+    voided_at: Instant

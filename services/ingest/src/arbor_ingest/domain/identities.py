@@ -11,6 +11,7 @@ from arbor_ingest.domain.accounts import funds_key
 from arbor_ingest.domain.errors import EventRejectedError
 from arbor_shared.events import (
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerCreated,
     EventData,
     InvoiceAdjusted,
@@ -49,6 +50,8 @@ def business_keys(data: EventData) -> list[tuple[BusinessKey, str]]:
             return keys
         case CreditNoteIssued():
             return [(("credit_note", data.credit_note_id), "credit_note_id")]
+        case CreditNoteVoided():
+            return [(("credit_note_void", data.credit_note_id), "credit_note_id")]
         case PaymentRefunded():
             return [(("refund", data.refund_id), "refund_id")]
     return []
@@ -72,6 +75,7 @@ def invoices_named(data: EventData) -> list[tuple[str, str]]:
             | InvoiceVoided()
             | InvoiceWrittenOff()
             | CreditNoteIssued()
+            | CreditNoteVoided()
         ):
             return [(data.invoice_id, "invoice_id")]
     return []
@@ -82,7 +86,7 @@ def funds_named(data: EventData) -> list[str]:
     match data:
         case PaymentReceived() | PaymentRefunded():
             return [funds_key("payment", data.payment_id)]
-        case CreditNoteIssued():
+        case CreditNoteIssued() | CreditNoteVoided():
             return [funds_key("credit", data.credit_note_id)]
     return []
 

@@ -14,6 +14,8 @@ notes). Its rules, which finance can read here and nowhere else:
 - A refund comes out of the payment's unapplied cash first, then out of what it
   reserved for unseen invoices, then out of its applications, the latest first; an
   invoice it takes money from is open again (``InvoiceReopened``).
+- A voided credit note takes back all of itself the same way: its invoice owes
+  again what the note took off, and is open again if the note had settled it.
 - A void cancels an invoice and everything booked against it: its payments and
   credits become unapplied cash again. A write-off may not exceed the balance; a
   downward adjustment may not take the amount below what is already booked (issue a
@@ -43,6 +45,7 @@ from arbor_ingest.domain.errors import EventRejectedError
 from arbor_ingest.domain.movements import Accounts
 from arbor_shared.events import (
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerCreated,
     CustomerUpdated,
     EventData,
@@ -197,6 +200,23 @@ class CustomerLedger(Accounts):
         funds = self._new_funds("credit", event.credit_note_id, event, event.issued_at)
         self._allocate(funds, wanted)
 
+    def _void_credit(self, event: CreditNoteVoided) -> None:
+        funds = self.funds.get(funds_key("credit", event.credit_note_id))
+        if funds is None:
+            raise EventRejectedError(
+                "credit_note_id",
+                f"credit note {event.credit_note_id} has not been issued; "
+                "a void is accepted after its note",
+            )
+        _check_void_matches(funds, event)
+        self._touch_funds(funds)
+        funds.parked.clear()
+        for invoice_id in reversed(list(funds.applied)):
+            self._unapply(funds, self.invoices[invoice_id], funds.applied[invoice_id])
+        # A withdrawn note holds nothing, as a fully refunded payment holds nothing.
+        funds.refunded_minor = funds.amount_minor
+        self._sweep(funds.currency)
+
     def _check_allocations(
         self, currency: str, wanted: list[tuple[str, int]], field: str
     ) -> None:
@@ -288,6 +308,21 @@ class CustomerLedger(Accounts):
             )
 
 
+def _check_void_matches(funds: Funds, event: CreditNoteVoided) -> None:
+    # The invoice named is not checked: a note's credit that its invoice did not
+    # need went to the customer's other open invoices.
+    for field, issued in (
+        ("currency", funds.currency),
+        ("amount_minor", funds.amount_minor),
+    ):
+        if getattr(event, field) != issued:
+            raise EventRejectedError(
+                field,
+                f"credit note {funds.funds_id} was issued with {field} {issued}, "
+                f"not {getattr(event, field)}",
+            )
+
+
 _OPERATIONS: dict[type[EventData], Callable[[CustomerLedger, Any], None]] = {
     InvoiceIssued: CustomerLedger._issue,
     InvoiceAdjusted: CustomerLedger._adjust,
@@ -295,5 +330,6 @@ _OPERATIONS: dict[type[EventData], Callable[[CustomerLedger, Any], None]] = {
     InvoiceWrittenOff: CustomerLedger._write_off,
     PaymentReceived: CustomerLedger._receive,
     CreditNoteIssued: CustomerLedger._credit,
+    CreditNoteVoided: CustomerLedger._void_credit,
     PaymentRefunded: CustomerLedger._refund,
 }

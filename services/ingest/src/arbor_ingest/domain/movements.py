@@ -114,8 +114,11 @@ class Accounts:
         if not funds.applied[invoice.invoice_id]:
             del funds.applied[invoice.invoice_id]
             del invoice.applications[funds.key]
-        invoice.paid_minor -= amount
-        self._settle_or_reopen(invoice, "payment", None)
+        if funds.kind == "payment":
+            invoice.paid_minor -= amount
+        else:
+            invoice.credited_minor -= amount
+        self._settle_or_reopen(invoice, funds.kind, None)
 
     def _settle_or_reopen(
         self, invoice: Invoice, cause: SettledBy, at: datetime | None

@@ -24,6 +24,7 @@ from arbor_ingest.domain.stripe_objects import (
 )
 from arbor_shared.events import (
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerCreated,
     CustomerUpdated,
     InvoiceIssued,
@@ -133,20 +134,42 @@ def invoice_uncollectible(event: StripeEvent, ctx: MapContext) -> Outcome:
 def credit_note_created(event: StripeEvent, ctx: MapContext) -> Outcome:
     """credit_note.created: the note's total reduces what the invoice owes."""
     obj = event.object
-    currency = currency_of(obj.get("currency"))
-    amount = to_minor(obj.get("total", obj.get("amount")), currency)
-    if amount == 0:
+    note = _credit_note(obj)
+    if note is None:
         return Ignored("the credit note credits nothing (total 0)")
     data = CreditNoteIssued(
-        customer_id=required_ref(obj, "customer"),
-        credit_note_id=required_ref(obj, "id"),
-        invoice_id=required_ref(obj, "invoice"),
-        currency=currency,
-        amount_minor=amount,
+        **note,
         reason=_text(obj.get("reason")) or _text(obj.get("memo")),
         issued_at=timestamp(obj, "effective_at", event),
     )
     return Mapped(((event.id, data),))
+
+
+def credit_note_voided(event: StripeEvent, ctx: MapContext) -> Outcome:
+    """credit_note.voided: the invoice owes again what the note took off."""
+    obj = event.object
+    note = _credit_note(obj)
+    if note is None:
+        return Ignored("the voided credit note credited nothing (total 0)")
+    data = CreditNoteVoided(
+        **note, reason="voided in Stripe", voided_at=timestamp(obj, "voided_at", event)
+    )
+    return Mapped(((event.id, data),))
+
+
+def _credit_note(obj: StripeObject) -> dict[str, Any] | None:
+    """The fields a note's issue and void share; None when its total is zero."""
+    currency = currency_of(obj.get("currency"))
+    amount = to_minor(obj.get("total", obj.get("amount")), currency)
+    if amount == 0:
+        return None
+    return {
+        "customer_id": required_ref(obj, "customer"),
+        "credit_note_id": required_ref(obj, "id"),
+        "invoice_id": required_ref(obj, "invoice"),
+        "currency": currency,
+        "amount_minor": amount,
+    }
 
 
 def _lines(obj: StripeObject, currency: str, amount: int) -> tuple[InvoiceLine, ...]:

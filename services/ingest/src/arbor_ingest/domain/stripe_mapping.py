@@ -33,6 +33,7 @@ MAPPERS: dict[str, Mapper] = {
     "invoice.voided": billing.invoice_voided,
     "invoice.marked_uncollectible": billing.invoice_uncollectible,
     "credit_note.created": billing.credit_note_created,
+    "credit_note.voided": billing.credit_note_voided,
     "invoice.paid": payments.invoice_paid,
     "payment_intent.succeeded": payments.payment_intent_succeeded,
     "charge.succeeded": payments.charge_succeeded,
@@ -65,9 +66,6 @@ REASONS: dict[str, str] = {
     "charge.expired": "an uncaptured authorisation moves no money",
     "refund.failed": "a failed refund moves no money",
     "credit_note.updated": "only the memo and metadata of a credit note can change",
-    # Known limit, until a canonical CreditNoteVoided event exists in
-    # arbor_shared.events and the ledger reverses the credit; then map it.
-    "credit_note.voided": "no canonical event reverses a credit note yet",
     "customer.deleted": "a deleted Stripe customer keeps its receivables history",
 }
 

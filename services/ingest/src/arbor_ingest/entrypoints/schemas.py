@@ -20,6 +20,7 @@ ACCEPTED_TYPES = frozenset(
         "PaymentFailed",
         "PaymentRefunded",
         "CreditNoteIssued",
+        "CreditNoteVoided",
         "DisputeOpened",
         "DisputeResolved",
         "PromiseToPayMade",

@@ -144,14 +144,19 @@ _PAYMENT_EXAMPLE: dict[str, Any] = {
 class TransactionRead(BaseModel):
     model_config = _examples(_PAYMENT_EXAMPLE)
 
-    kind: Literal["payment", "refund", "credit_note"]
+    kind: Literal["payment", "refund", "credit_note", "credit_note_void"] = Field(
+        description="A credit_note_void withdraws the credit note of the same id: "
+        "its allocation is what the note took off, owed again"
+    )
     id: str
     currency: str
     amount_minor: int
     occurred_at: datetime
     method: str | None
     payment_id: str | None = Field(description="For a refund, the payment refunded")
-    invoice_id: str | None = Field(description="For a credit note, the invoice")
+    invoice_id: str | None = Field(
+        description="For a credit note or its void, the invoice"
+    )
     note: str | None
     allocations: list[AllocationRead]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from arbor_portal.handlers import billing, collections
 from arbor_shared.events import (
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerBalanceChanged,
     CustomerCreated,
     CustomerUpdated,
@@ -39,6 +40,7 @@ HANDLERS: dict[str, Handler] = {
     PaymentReceived.event_type: billing.record_payment,
     PaymentRefunded.event_type: billing.record_refund,
     CreditNoteIssued.event_type: billing.record_credit_note,
+    CreditNoteVoided.event_type: billing.record_credit_note_void,
     InvoiceBalanceChanged.event_type: billing.record_invoice_balance,
     InvoiceSettled.event_type: billing.record_settlement,
     InvoiceReopened.event_type: billing.record_reopening,

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from arbor_portal.adapters.tables import balances, customers, invoices, transactions
 from arbor_shared.events import (
     CreditNoteIssued,
+    CreditNoteVoided,
     CustomerBalanceChanged,
     CustomerCreated,
     CustomerUpdated,
@@ -187,6 +188,24 @@ async def record_credit_note(ctx: Context, event: CreditNoteIssued) -> None:
         currency=event.currency,
         amount_minor=event.amount_minor,
         occurred_at=event.issued_at,
+        invoice_id=event.invoice_id,
+        note=event.reason,
+        allocations=[
+            {"invoice_id": event.invoice_id, "amount_minor": event.amount_minor}
+        ],
+    )
+
+
+async def record_credit_note_void(ctx: Context, event: CreditNoteVoided) -> None:
+    """A credit note withdrawn: listed beside the note, against the same invoice."""
+    await _add_entry(
+        ctx,
+        event.customer_id,
+        kind="credit_note_void",
+        source_id=event.credit_note_id,
+        currency=event.currency,
+        amount_minor=event.amount_minor,
+        occurred_at=event.voided_at,
         invoice_id=event.invoice_id,
         note=event.reason,
         allocations=[
