@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -18,6 +19,7 @@ from arbor_ingest.entrypoints import http
 from arbor_ingest.entrypoints.auth import Gatekeeper
 from arbor_ingest.entrypoints.errors import install_error_handlers
 from arbor_ingest.entrypoints.group_commit import SingleEventCommitter
+from arbor_ingest.entrypoints.retention import KeyRetention
 from arbor_ingest.entrypoints.schemas import BatchCreate, EventCreate
 from arbor_shared.clock import SystemClock
 from arbor_shared.http import Hook, create_service_app
@@ -50,6 +52,11 @@ def create_app(
     settings = settings or IngestSettings()
     runtime = ServiceRuntime.create(SERVICE, settings, messaging)
     single_events = SingleEventCommitter(runtime)
+    retention = KeyRetention(
+        timedelta(hours=settings.idempotency_retention_hours),
+        every_seconds=settings.idempotency_purge_seconds,
+        wall_clock=SystemClock(),
+    )
     app = create_service_app(
         runtime,
         title="Arbor ingest",
@@ -59,12 +66,13 @@ def create_app(
         "X-Arbor-Timestamp (Unix seconds, within the tolerance) and "
         'X-Arbor-Signature "v1=" + hex HMAC-SHA256 of "{timestamp}.{raw body}".',
         routers=routers(),
-        on_start=[single_events.start, *on_start],
-        on_stop=[single_events.stop],
+        on_start=[single_events.start, retention.start, *on_start],
+        on_stop=[single_events.stop, retention.stop],
         max_body_bytes=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.single_events = single_events
+    app.state.key_retention = retention
     app.state.max_batch_events = settings.max_batch_events
     app.state.gatekeeper = Gatekeeper(
         registry=settings.publisher_registry(),

@@ -26,6 +26,12 @@ class IngestSettings(ServiceSettings):
     # Above 5,000 events one batch statement would pass PostgreSQL's limit of
     # 32,767 bind parameters.
     max_batch_events: int = Field(default=5000, ge=1, le=5000)
+    idempotency_retention_hours: int = Field(
+        default=7 * 24,
+        ge=1,
+        description="How long the answer to an Idempotency-Key is replayed",
+    )
+    idempotency_purge_seconds: float = Field(default=600.0, gt=0)
     stripe_webhook_secret: SecretStr | None = None
     stripe_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 

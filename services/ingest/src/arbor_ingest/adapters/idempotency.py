@@ -1,13 +1,15 @@
 """Stored answers to requests sent with an ``Idempotency-Key``, per publisher.
 
-Known limit: keys are kept forever, so the table only grows. It goes away with a
-retention job that deletes keys older than a published replay window (Stripe keeps
-24 hours) and a documented window in the API reference.
+Answers are kept for the replay window the API reference states
+(``IngestSettings.idempotency_retention_hours``); :func:`purge` deletes older ones.
+A retry after the window is taken as a new request, and its events are still
+answered as duplicates by their event ids and business keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,3 +61,20 @@ async def add(
         .returning(idempotency_keys.c.key)
     )
     return inserted is not None
+
+
+async def purge(session: AsyncSession, *, older_than: datetime, limit: int) -> int:
+    """Delete up to ``limit`` answers stored before ``older_than``; return how many."""
+    oldest = (
+        sa.select(idempotency_keys.c.publisher, idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < older_than)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(limit)
+    )
+    result = await session.execute(
+        sa.delete(idempotency_keys).where(
+            sa.tuple_(idempotency_keys.c.publisher, idempotency_keys.c.key).in_(oldest)
+        )
+    )
+    deleted: int = result.rowcount  # type: ignore[attr-defined]
+    return deleted

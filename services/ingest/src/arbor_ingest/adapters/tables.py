@@ -57,6 +57,7 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("response", JSONB, nullable=False),
     _created_at(),
+    sa.Index("idempotency_keys_by_age", "created_at"),
 )
 
 ledger_customers = sa.Table(

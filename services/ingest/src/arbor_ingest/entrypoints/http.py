@@ -38,7 +38,10 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=255,
         description="Retry safely: the same key and body replay the first answer; "
-        "the same key with another body is a 422",
+        "the same key with another body is a 422. Answers are kept for the replay "
+        "window, 7 days unless the deployment sets another "
+        "(ARBOR_INGEST_IDEMPOTENCY_RETENTION_HOURS); a retry after it is a new "
+        "request, whose events are answered as duplicates by their ids",
     ),
 ]
 
