@@ -15,10 +15,11 @@ from fastapi import FastAPI
 
 from arbor_segmentation.bootstrap import MIGRATIONS, create_app
 from arbor_segmentation.config import SegmentationSettings
-from arbor_shared.events import CustomerCreated, EventData, InvoiceIssued
+from arbor_shared.events import ClockAdvanced, CustomerCreated, EventData, InvoiceIssued
 from tests.conftest import Namespace
 from tests.support import (
     encode,
+    eventually,
     migrate,
     produce,
     read_topic,
@@ -44,6 +45,16 @@ class Service:
             await produce(
                 self.namespace.kafka.bootstrap, self.topic(event.topic), [encode(event)]
             )
+
+    async def advance_clock(self, moment: datetime) -> None:
+        """Publish simulated time; return once the service's clock shows it."""
+        clock = self.app.state.runtime.clock
+        await self.send(ClockAdvanced(now=moment))
+
+        async def advanced() -> bool:
+            return bool(clock.now() == moment)
+
+        await eventually(advanced)
 
     async def read(self, base: str, count: int) -> list[dict[str, Any]]:
         records = await read_topic(

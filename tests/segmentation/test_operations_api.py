@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from arbor_shared import topics
@@ -189,6 +189,40 @@ async def test_operations_api_requires_the_operator_role(
     assert anonymous.status_code == 401
     assert allowed.status_code == 200
     assert [d["status"] for d in allowed.json()] == ["active"]
+
+
+async def test_an_activated_tenure_rule_moves_customers_as_their_tenure_passes(
+    start_segmentation: Start,
+) -> None:
+    first_year = {
+        "description": "the first year apart",
+        "default_cohort": "established",
+        "rules": [
+            {"name": "first-year", "priority": 10, "expression": "tenure_days < 365"}
+        ],
+    }
+    async with start_segmentation(clock="event") as service:
+        await service.advance_clock(datetime(2024, 2, 1, 12, tzinfo=UTC))
+        await service.send(customer("cus-1", started_on=date(2023, 12, 1)))
+        await service.read(topics.COHORTS, 1)
+        created = await service.http.post(
+            "/v1/cohorts", json=first_year, headers=service.operator
+        )
+        started = await service.http.post(
+            f"/v1/cohorts/{created.json()['version']}/activations",
+            headers=service.operator,
+        )
+        await _finished(service, started.json()["id"])
+        # A year of tenure on 30 November 2024, with no event for the customer.
+        await service.advance_clock(datetime(2024, 12, 1, 9, tzinfo=UTC))
+        changes = await service.read(topics.COHORTS, 3)
+
+    assert [c["to_cohort"] for c in changes] == [
+        "new-customers",
+        "first-year",
+        "established",
+    ]
+    assert changes[2]["changed_at"].startswith("2024-12-01T09:00")
 
 
 async def _finished(service: Service, activation_id: str) -> dict[str, Any]:

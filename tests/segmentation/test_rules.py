@@ -127,3 +127,19 @@ def test_survey_reports_flows_overlaps_with_winner_and_catch_all_only() -> None:
     overlap = result.overlaps[("card", "annual")]
     assert (overlap.winner, overlap.count) == ("card", 1)
     assert (result.default_only, result.default_samples) == (1, ["cus-3"])
+
+
+def test_tenure_marks_are_the_bounds_rules_compare_the_tenure_with() -> None:
+    definition = rules.build(
+        1,
+        [
+            ("young-de", 10, 'tenure_days < 2 * 365 && country == "DE"', None),
+            ("settled-in", 20, "30 <= tenure_days || invoices_settled > 12", None),
+            ("late", 30, "avg_days_late > 10.0", None),
+        ],
+        "standard",
+    )
+    untimed = rules.build(1, [("late", 10, "avg_days_late > 10.0", None)], "standard")
+
+    assert definition.tenure_marks == (30, 31, 730, 731)
+    assert untimed.tenure_marks == ()

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 from arbor_shared import topics
-from arbor_shared.events import ClockAdvanced
 from tests.segmentation.conftest import Start, customer, invoice
-from tests.support import eventually
 
 
 async def test_events_in_publish_cohort_changes_with_reason_and_version(
@@ -40,14 +37,13 @@ async def test_due_date_passing_moves_customer_without_any_new_event(
     start_segmentation: Start,
 ) -> None:
     async with start_segmentation(clock="event") as service:
-        clock = service.app.state.runtime.clock
-        await _advance(service, clock, datetime(2024, 3, 1, 12, tzinfo=UTC))
+        await service.advance_clock(datetime(2024, 3, 1, 12, tzinfo=UTC))
         await service.send(
             customer("cus-1", started_on=date(2023, 1, 1)),
             invoice("cus-1", "inv-1", date(2024, 2, 10), date(2024, 3, 10)),
         )
         await service.read(topics.COHORTS, 1)
-        await _advance(service, clock, datetime(2024, 3, 11, 9, tzinfo=UTC))
+        await service.advance_clock(datetime(2024, 3, 11, 9, tzinfo=UTC))
         changes = await service.read(topics.COHORTS, 2)
 
     assert changes[0]["to_cohort"] == "standard"
@@ -58,10 +54,18 @@ async def test_due_date_passing_moves_customer_without_any_new_event(
     assert moved["changed_at"].startswith("2024-03-11T09:00")
 
 
-async def _advance(service: Any, clock: Any, moment: datetime) -> None:
-    await service.send(ClockAdvanced(now=moment))
+async def test_tenure_passing_a_rule_bound_moves_customer_without_any_new_event(
+    start_segmentation: Start,
+) -> None:
+    async with start_segmentation(clock="event") as service:
+        await service.advance_clock(datetime(2024, 2, 1, 12, tzinfo=UTC))
+        await service.send(customer("cus-1", started_on=date(2024, 1, 1)))
+        await service.read(topics.COHORTS, 1)
+        # "new-customers" holds while tenure_days < 90: up to 30 March.
+        await service.advance_clock(datetime(2024, 3, 31, 9, tzinfo=UTC))
+        changes = await service.read(topics.COHORTS, 2)
 
-    async def advanced() -> bool:
-        return bool(clock.now() == moment)
-
-    await eventually(advanced)
+    assert changes[0]["to_cohort"] == "new-customers"
+    moved = changes[1]
+    assert (moved["from_cohort"], moved["to_cohort"]) == ("new-customers", "standard")
+    assert moved["changed_at"].startswith("2024-03-31T09:00")

@@ -100,8 +100,6 @@ class Segmenter:
         self, session: AsyncSession, outbox: Outbox, now: datetime, limit: int
     ) -> int:
         """Re-evaluate the customers whose invoices fell due; return how many."""
-        # TODO: rules over tenure_days also change with time alone; they move a
-        # customer only when another event or timer re-evaluates it.
         due = await repository.due_customers(session, now, limit)
         work = await self._lock(session, outbox, due, skip_locked=True)
         # Those the consumer holds now are left for the next round.
@@ -110,7 +108,7 @@ class Segmenter:
             state = work.state(customer_id)
             assessments = engine.reassess(state, as_of=now, model=self.model)
             work.changes.save_state(state, now)
-            work.changes.sync_timers(customer_id, timers(state, now))
+            work.changes.sync_timers(customer_id, timers(state, now, work.tenure_marks))
             self._publish_risk(work, state, assessments, now, None)
             self._decide(work, state, now)
         await self._finish(session, work)
@@ -136,6 +134,12 @@ class Segmenter:
             changes=Changes(outbox),
         )
         moved = sum(self._decide(work, state, now) for state, _ in page)
+        if marks := definition.tenure_marks:
+            # The new rules may read the tenure: each customer needs a timer for
+            # the next mark (set again from here on whenever its timers are).
+            for state, _ in page:
+                wanted = timers(state, now, marks)
+                work.changes.sync_timers(state.customer_id, wanted)
         await self._finish(session, work)
         done = len(page) < limit
         await definitions.advance_activation(

@@ -48,9 +48,14 @@ class Work:
         today = state.local_date(now)
         known = self._instants.get(state.customer_id)
         if known is None or known[0] != today:
-            known = (today, timer_instants(state, today))
+            known = (today, timer_instants(state, today, self.tenure_marks))
             self._instants[state.customer_id] = known
         return still_due(known[1], now)
+
+    @property
+    def tenure_marks(self) -> tuple[int, ...]:
+        """The tenures at which the definition in force may move a customer."""
+        return self.definition.tenure_marks if self.definition else ()
 
     def changed(self, customer_id: str) -> None:
         """Forget what was derived from the customer's state before it changed."""

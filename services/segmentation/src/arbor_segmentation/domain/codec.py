@@ -22,7 +22,7 @@ def dump(state: CustomerState) -> dict[str, Any]:
     return {
         "customer_id": state.customer_id,
         "profile": state.profile,
-        "profile_at": _iso(state.profile_at),
+        "profile_times": {k: v.isoformat() for k, v in state.profile_times.items()},
         "started_on": _iso(state.started_on),
         "open": {k: _dump_open(v) for k, v in state.open.items()},
         "closed": {k: _dump_closed(v) for k, v in state.closed.items()},
@@ -84,7 +84,7 @@ def _iso(value: date | None) -> str | None:
 def load(document: dict[str, Any]) -> CustomerState:
     """The state a :func:`dump` document describes."""
     values = dict(document)
-    values["profile_at"] = _instant(values.get("profile_at"))
+    values["profile_times"] = _profile_times(values)
     values["last_failure_at"] = _instant(values.get("last_failure_at"))
     values["started_on"] = _day(values.get("started_on"))
     values["horizon"] = _day(values.get("horizon"))
@@ -125,6 +125,16 @@ def _closed(values: dict[str, Any]) -> ClosedInvoice:
         paid=values["paid"],
         counted=values["counted"],
     )
+
+
+def _profile_times(values: dict[str, Any]) -> dict[str, datetime]:
+    # States written before fields kept their own times had one time for the whole
+    # profile: every field it holds was stated then.
+    legacy = _instant(values.pop("profile_at", None))
+    if legacy is not None:
+        return dict.fromkeys([*values["profile"], "started_on"], legacy)
+    times = values.get("profile_times", {})
+    return {name: datetime.fromisoformat(at) for name, at in times.items()}
 
 
 def _instant(text: str | None) -> datetime | None:

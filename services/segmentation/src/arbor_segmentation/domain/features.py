@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,7 +72,7 @@ class CustomerState:
 
     customer_id: str
     profile: dict[str, str] = field(default_factory=dict)
-    profile_at: datetime | None = None
+    profile_times: dict[str, datetime] = field(default_factory=dict)
     started_on: date | None = None
     open: dict[str, OpenInvoice] = field(default_factory=dict)
     closed: dict[str, ClosedInvoice] = field(default_factory=dict)
@@ -133,14 +134,17 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def timers(state: CustomerState, now: datetime) -> dict[str, datetime]:
-    """When the features change with no event: each due date passing, and the next
-    day a settlement or overdue invoice leaves a 90- or 365-day window.
+def timers(
+    state: CustomerState, now: datetime, tenure_marks: Sequence[int] = ()
+) -> dict[str, datetime]:
+    """When the features change with no event: each due date passing, the next day
+    a settlement or overdue invoice leaves a 90- or 365-day window, and the next day
+    the customer's tenure reaches one of ``tenure_marks`` (days).
 
-    Keys are invoice ids, and for the window timer ``"window <customer>"`` (a space
-    no identifier may contain, so it never collides with an invoice).
+    Keys are invoice ids, and ``"window <customer>"`` and ``"tenure <customer>"``
+    for the others (a space no identifier may contain, so they never collide).
     """
-    return still_due(timer_instants(state, state.local_date(now)), now)
+    return still_due(timer_instants(state, state.local_date(now), tenure_marks), now)
 
 
 def still_due(instants: dict[str, datetime], now: datetime) -> dict[str, datetime]:
@@ -148,7 +152,9 @@ def still_due(instants: dict[str, datetime], now: datetime) -> dict[str, datetim
     return {key: at for key, at in instants.items() if at > now}
 
 
-def timer_instants(state: CustomerState, today: date) -> dict[str, datetime]:
+def timer_instants(
+    state: CustomerState, today: date, tenure_marks: Sequence[int] = ()
+) -> dict[str, datetime]:
     """Every timer of :func:`timers` on the customer's ``today``, fired or not."""
     wanted = {
         invoice_id: state.overdue_at(invoice.due_date)
@@ -166,6 +172,13 @@ def timer_instants(state: CustomerState, today: date) -> dict[str, datetime]:
         wanted[f"window {state.customer_id}"] = state.overdue_at(
             min(upcoming) - timedelta(days=1)
         )
+    if state.started_on is not None:
+        reached = [state.started_on + timedelta(days=m) for m in tenure_marks]
+        if later := [day for day in reached if day > today]:
+            # At the customer's midnight starting the day the tenure reaches it.
+            wanted[f"tenure {state.customer_id}"] = state.overdue_at(
+                min(later) - timedelta(days=1)
+            )
     return wanted
 
 

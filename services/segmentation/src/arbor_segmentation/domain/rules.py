@@ -33,6 +33,7 @@ from arbor_segmentation.domain.features import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_RULE = "default"
+TENURE = "tenure_days"
 _MEMO_SIZE = 65_536
 
 # Rules run transpiled to Python by celpy (from the CEL syntax tree, never from the
@@ -110,6 +111,21 @@ class Definition:
             if rule.holds(values):
                 return Decision(rule.cohort, rule.name, _decisive(rule, values))
         return Decision(self.default_cohort, DEFAULT_RULE, {})
+
+    @cached_property
+    def tenure_marks(self) -> tuple[int, ...]:
+        """Tenures, in days, at which a rule over ``tenure_days`` may change answer.
+
+        Tenure grows with no event, so the service sets a timer for the next of
+        these (see :func:`~features.timer_instants`). They are the constants the
+        rules compare ``tenure_days`` with, and the day after each (for ``<=``).
+        """
+        marks: set[int] = set()
+        for rule in self.rules:
+            if TENURE in rule.features_used:
+                tree = _ENVIRONMENT.compile(rule.expression)
+                marks.update(m for n in _tenure_bounds(tree) for m in (n, n + 1))
+        return tuple(sorted(m for m in marks if m >= 0))
 
     def matches(self, values: Features) -> list[Rule]:
         """Every rule that holds, in priority order (for the overlaps report)."""
@@ -248,6 +264,26 @@ def _comparisons(tree: Tree[Any]) -> list[Tree[Any]]:
         and isinstance(node.children[0], Tree)
         and str(node.children[0].data).startswith("relation_")
     ]
+
+
+def _tenure_bounds(tree: Tree[Any]) -> list[int]:
+    """The constant sides of the comparisons whose other side reads the tenure."""
+    bounds: list[int] = []
+    for comparison in _comparisons(tree):
+        if len(comparison.children) != 2:
+            continue
+        left, right = comparison.children[0].children[0], comparison.children[1]
+        for side, other in ((left, right), (right, left)):
+            if _identifiers(side) or TENURE not in _identifiers(other):
+                continue
+            wrapped = TranspilerTree("expr", [cast(TranspilerTree, side)])
+            try:
+                value = InterpretedRunner(_ENVIRONMENT, wrapped).evaluate({})
+            except CELEvalError:
+                continue
+            if isinstance(value, celtypes.IntType):
+                bounds.append(int(value))
+    return bounds
 
 
 def _first_reason(error: CELEvalError) -> str:

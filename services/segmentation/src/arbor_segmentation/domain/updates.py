@@ -63,30 +63,47 @@ class Outcome:
 def update_profile(
     state: CustomerState, event: CustomerCreated | CustomerUpdated, at: datetime
 ) -> Outcome:
-    """Take the customer's profile unless a newer one is already known."""
-    if state.profile_at is not None and at < state.profile_at:
-        return Outcome()
+    """Take each field of the snapshot unless a newer statement of it is known.
+
+    A snapshot states every field, so one without a region clears the region. The
+    portal states only the fields a customer changed; each field keeps the time it
+    was last stated, so the result is the same in whatever order the two arrive.
+    """
+    changed = False
     for name in _PROFILE_FIELDS:
-        value = getattr(event, name)
-        if value is not None:
-            state.profile[name] = str(value)
-    state.started_on = event.started_on
-    state.profile_at = at
-    return Outcome(changed=True)
+        if _newest_statement(state, name, at):
+            value = getattr(event, name)
+            if value is None:
+                state.profile.pop(name, None)
+            else:
+                state.profile[name] = str(value)
+            changed = True
+    if _newest_statement(state, "started_on", at):
+        state.started_on = event.started_on
+        changed = True
+    return Outcome(changed=changed)
 
 
 def update_billing_details(
     state: CustomerState, event: BillingDetailsChanged
 ) -> Outcome:
-    """Take the portal's time zone and channel changes unless a newer profile exists."""
-    if state.profile_at is not None and event.changed_at < state.profile_at:
-        return Outcome()
-    if event.time_zone:
-        state.profile["time_zone"] = event.time_zone
-    if event.preferred_channel:
-        state.profile["preferred_channel"] = event.preferred_channel
-    state.profile_at = event.changed_at
-    return Outcome(changed=True)
+    """Take the portal's time zone and channel, each unless stated since."""
+    changed = False
+    for name in ("time_zone", "preferred_channel"):
+        value = getattr(event, name)
+        if value and _newest_statement(state, name, event.changed_at):
+            state.profile[name] = value
+            changed = True
+    return Outcome(changed=changed)
+
+
+def _newest_statement(state: CustomerState, name: str, at: datetime) -> bool:
+    """Record ``at`` as the time ``name`` was stated, unless it was stated later."""
+    known = state.profile_times.get(name)
+    if known is not None and at < known:
+        return False
+    state.profile_times[name] = at
+    return True
 
 
 def open_issued(state: CustomerState, event: InvoiceIssued) -> Outcome:
