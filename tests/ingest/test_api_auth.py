@@ -154,3 +154,40 @@ async def test_openapi_documents_every_route_with_examples(
         assert operation["requestBody"]["required"] is True
         assert {"202", "200"} & set(operation["responses"])
         assert {"401", "403", "413", "422", "429", "503"} <= set(operation["responses"])
+
+
+async def test_idempotency_key_out_of_bounds_is_422_naming_the_header(
+    client: SignedClient,
+) -> None:
+    too_long = {"Idempotency-Key": "k" * 256}
+    empty = {"Idempotency-Key": ""}
+
+    answers = [await _post(client, client.headers(BODY) | h) for h in (too_long, empty)]
+
+    assert [a.status_code for a in answers] == [422, 422]
+    errors = [a.json()["detail"][0] for a in answers]
+    assert [e["loc"] for e in errors] == [["header", "Idempotency-Key"]] * 2
+    assert [e["type"] for e in errors] == ["string_too_long", "string_too_short"]
+
+
+async def test_signature_is_checked_before_the_idempotency_key(
+    client: SignedClient, app: FastAPI
+) -> None:
+    response = await _post(client, {"Idempotency-Key": "k" * 256})
+
+    assert response.status_code == 401
+    assert await outbox_ids(app, "billing.invoices.v1") == []
+
+
+async def test_single_and_batch_routes_document_the_same_idempotency_key(
+    client: SignedClient,
+) -> None:
+    document: dict[str, Any] = (await client.http.get("/openapi.json")).json()
+
+    single, batch = (
+        document["paths"][path]["post"]["parameters"]
+        for path in ("/v1/events", "/v1/events:batch")
+    )
+
+    assert single == batch
+    assert [p["name"] for p in single] == ["Idempotency-Key"]

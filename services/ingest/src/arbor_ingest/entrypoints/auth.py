@@ -45,17 +45,24 @@ class Gatekeeper:
         return publisher
 
 
+async def admit(request: Request, scope: str) -> Publisher:
+    """The publisher behind ``request`` if it holds ``scope``; raise otherwise."""
+    gatekeeper: Gatekeeper = request.app.state.gatekeeper
+    return await gatekeeper.admit(request, scope)
+
+
 def signed_by(scope: str) -> Callable[[Request], Awaitable[Publisher]]:
     """A dependency admitting only publishers that hold ``scope``."""
 
     async def dependency(request: Request) -> Publisher:
-        gatekeeper: Gatekeeper = request.app.state.gatekeeper
-        return await gatekeeper.admit(request, scope)
+        return await admit(request, scope)
 
     return dependency
 
 
-EventsWriter = Annotated[Publisher, Depends(signed_by("events:write"))]
+EVENTS_WRITE = "events:write"
+
+EventsWriter = Annotated[Publisher, Depends(signed_by(EVENTS_WRITE))]
 """The publisher of a request that writes canonical events."""
 
 ImportsWriter = Annotated[Publisher, Depends(signed_by("imports:write"))]

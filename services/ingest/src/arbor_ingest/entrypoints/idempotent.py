@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_ingest.adapters import idempotency
@@ -25,6 +28,60 @@ from arbor_shared.runtime import ServiceRuntime
 Work = Callable[[AsyncSession], Awaitable[tuple[int, dict[str, Any]]]]
 
 REPLAYED_HEADER = "Idempotent-Replayed"
+KEY_HEADER = "Idempotency-Key"
+_KEY_MIN, _KEY_MAX = 1, 255
+_KEY_DESCRIPTION = (
+    "Retry safely: the same key and body replay the first answer; the same key "
+    "with another body is a 422. Answers are kept for the replay window, 7 days "
+    "unless the deployment sets another (ARBOR_INGEST_IDEMPOTENCY_RETENTION_HOURS); "
+    "a retry after it is a new request, whose events are answered as duplicates "
+    "by their ids"
+)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=KEY_HEADER,
+        description=_KEY_DESCRIPTION,
+        min_length=_KEY_MIN,
+        max_length=_KEY_MAX,
+    ),
+]
+"""The optional Idempotency-Key header, for routes that resolve dependencies."""
+
+_KEY = TypeAdapter(
+    Annotated[str, StringConstraints(min_length=_KEY_MIN, max_length=_KEY_MAX)]
+)
+
+KEY_PARAMETER: dict[str, Any] = {
+    "name": KEY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": _KEY_DESCRIPTION,
+    "schema": {
+        "anyOf": [
+            {"type": "string", "minLength": _KEY_MIN, "maxLength": _KEY_MAX},
+            {"type": "null"},
+        ],
+        "title": KEY_HEADER,
+        "description": _KEY_DESCRIPTION,
+    },
+}
+"""The header as ``IdempotencyKey`` documents it, for a route that reads it itself."""
+
+
+def key_of(request: Request) -> str | None:
+    """The request's Idempotency-Key, refused as ``IdempotencyKey`` would refuse it."""
+    key = request.headers.get(KEY_HEADER)
+    if key is None:
+        return None
+    try:
+        return _KEY.validate_python(key)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("header", KEY_HEADER)} for error in errors]
+        ) from None
 
 
 class Answer(JSONResponse):
