@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import importlib.util
 import time
@@ -21,6 +20,7 @@ from arbor_ingest.entrypoints.errors import install_error_handlers
 from arbor_ingest.entrypoints.group_commit import SingleEventCommitter
 from arbor_ingest.entrypoints.retention import KeyRetention
 from arbor_ingest.entrypoints.schemas import BatchCreate, EventCreate
+from arbor_shared import heap
 from arbor_shared.clock import SystemClock
 from arbor_shared.http import Hook, create_service_app
 from arbor_shared.runtime import ServiceRuntime
@@ -91,26 +91,12 @@ def create_app(
 
 def create_server_app(settings: IngestSettings) -> FastAPI:
     """The application as ``serve`` runs it: alone in its process."""
-    return create_app(settings, on_start=[_freeze_startup_heap])
-
-
-# Young objects are collected after this many new allocations, not CPython's 700: a
-# batch keeps hundreds of thousands alive until it is answered, and each collection
-# is a pass over them. At 10,000 every tenth pass also walked the middle generation
-# (about 20 us of CPU per event in all, against 12 at 50,000); above that, each
-# pass over a live batch grows into a pause of tens of milliseconds.
-_YOUNG_COLLECTION_THRESHOLD = 50_000
-
-
-async def _freeze_startup_heap(_runtime: ServiceRuntime) -> None:
-    # What exists once the service has started (frameworks, schemas, the pool) lives
-    # as long as the process. Left to the cyclic collector, it is walked in full
-    # every few batches: about half of a batch's CPU. Frozen, a full collection
-    # walks only what requests have allocated since.
-    gc.collect()
-    gc.freeze()
-    _young, older, oldest = gc.get_threshold()
-    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, older, oldest)
+    # A batch keeps hundreds of thousands of objects alive until it is answered. At
+    # 10,000 allocations a young collection, every tenth pass also walked the middle
+    # generation (about 20 us of CPU per event in all, against 12 at 50,000); above
+    # that, each pass over a live batch grows into a pause of tens of milliseconds.
+    freeze = heap.frozen_after_start(young_collection_every=50_000)
+    return create_app(settings, on_start=[freeze])
 
 
 def _document_bodies(app: FastAPI) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 
 from fastapi import FastAPI
@@ -21,7 +20,7 @@ from arbor_portal.entrypoints import (
     threads,
 )
 from arbor_portal.handlers import HANDLERS
-from arbor_shared import topics
+from arbor_shared import heap, topics
 from arbor_shared.http import Hook, create_service_app
 from arbor_shared.runtime import ServiceRuntime
 
@@ -76,12 +75,4 @@ def create_app(
 
 def create_server_app(settings: PortalSettings) -> FastAPI:
     """The application as ``serve`` runs it: alone in its process."""
-    return create_app(settings, on_start=[_freeze_startup_heap])
-
-
-async def _freeze_startup_heap(_runtime: ServiceRuntime) -> None:
-    # Everything built at start (routes, schemas, validators, instrumentation) lives
-    # as long as the process; frozen, the cyclic collector stops walking it again on
-    # every full collection, which request garbage triggers every few seconds.
-    gc.collect()
-    gc.freeze()
+    return create_app(settings, on_start=[heap.frozen_after_start()])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from fastapi import FastAPI
 
@@ -16,8 +15,8 @@ from arbor_segmentation.domain.prediction import LatePaymentModel
 from arbor_segmentation.entrypoints.http import domain_error, router
 from arbor_segmentation.entrypoints.workers import Workers
 from arbor_segmentation.handlers import Segmenter
-from arbor_shared import topics
-from arbor_shared.http import create_service_app
+from arbor_shared import heap, topics
+from arbor_shared.http import Hook, create_service_app
 from arbor_shared.runtime import ServiceRuntime
 
 SERVICE = "segmentation"
@@ -30,9 +29,6 @@ INPUT_TOPICS = [
     topics.LEDGER,
     topics.CASES,
 ]
-
-
-Hook = Callable[[ServiceRuntime], Awaitable[None]]
 
 
 def create_app(
@@ -68,20 +64,8 @@ def create_app(
 
 def create_server_app(settings: SegmentationSettings) -> FastAPI:
     """The application as ``serve`` runs it: alone in its process."""
-    return create_app(settings, on_start=[_freeze_startup_heap])
-
-
-# Young objects are collected after this many new allocations, not CPython's 700: a
-# consumed batch allocates hundreds of thousands (states, features, events).
-_YOUNG_COLLECTION_THRESHOLD = 10_000
-
-
-async def _freeze_startup_heap(_runtime: ServiceRuntime) -> None:
-    # What exists once the service has started (frameworks, schemas, compiled rules,
-    # the model) lives as long as the process. Left to the cyclic collector, it is
-    # walked in full every few batches, a third of the CPU per consumed event;
-    # frozen, a full collection walks only what batches allocated since.
-    gc.collect()
-    gc.freeze()
-    _young, older, oldest = gc.get_threshold()
-    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, older, oldest)
+    # Unfrozen, full collections of the startup heap took a third of the CPU per
+    # consumed event; a batch allocates hundreds of thousands of objects (states,
+    # features, events), so young collections run every 10,000, not 700.
+    freeze = heap.frozen_after_start(young_collection_every=10_000)
+    return create_app(settings, on_start=[freeze])
