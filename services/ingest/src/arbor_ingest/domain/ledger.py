@@ -201,21 +201,17 @@ class CustomerLedger(Accounts):
         self._allocate(funds, wanted)
 
     def _void_credit(self, event: CreditNoteVoided) -> None:
-        funds = self.funds.get(funds_key("credit", event.credit_note_id))
-        if funds is None:
-            raise EventRejectedError(
-                "credit_note_id",
-                f"credit note {event.credit_note_id} has not been issued; "
-                "a void is accepted after its note",
-            )
+        funds = self._booked(
+            "credit",
+            event.credit_note_id,
+            "credit_note_id",
+            f"credit note {event.credit_note_id} has not been issued; "
+            "a void is accepted after its note",
+        )
         _check_void_matches(funds, event)
-        self._touch_funds(funds)
-        funds.parked.clear()
-        for invoice_id in reversed(list(funds.applied)):
-            self._unapply(funds, self.invoices[invoice_id], funds.applied[invoice_id])
-        # A withdrawn note holds nothing, as a fully refunded payment holds nothing.
-        funds.refunded_minor = funds.amount_minor
-        self._sweep(funds.currency)
+        # A void takes back all the note still gives, as a refund of the whole of
+        # a payment would.
+        self._take_back(funds, funds.amount_minor - funds.refunded_minor)
 
     def _check_allocations(
         self, currency: str, wanted: list[tuple[str, int]], field: str
@@ -268,16 +264,29 @@ class CustomerLedger(Accounts):
         self._sweep(funds.currency)
 
     def _refund(self, event: PaymentRefunded) -> None:
-        funds = self.funds.get(funds_key("payment", event.payment_id))
-        if funds is None:
-            raise EventRejectedError(
-                "payment_id",
-                f"payment {event.payment_id} has not been received; "
-                "a refund is accepted after its payment",
-            )
+        funds = self._booked(
+            "payment",
+            event.payment_id,
+            "payment_id",
+            f"payment {event.payment_id} has not been received; "
+            "a refund is accepted after its payment",
+        )
         self._check_refund(funds, event)
+        self._take_back(funds, event.amount_minor)
+
+    def _booked(
+        self, kind: FundsKind, funds_id: str, field: str, missing: str
+    ) -> Funds:
+        funds = self.funds.get(funds_key(kind, funds_id))
+        if funds is None:
+            raise EventRejectedError(field, missing)
+        return funds
+
+    def _take_back(self, funds: Funds, amount: int) -> None:
+        """Take ``amount`` out of the funds: free cash, then reservations, then
+        applications, the latest first; an invoice it takes money from reopens."""
         self._touch_funds(funds)
-        remaining = event.amount_minor - min(event.amount_minor, funds.free_minor)
+        remaining = amount - min(amount, funds.free_minor)
         for invoice_id in reversed(list(funds.parked)):
             taken = min(remaining, funds.parked[invoice_id])
             funds.parked[invoice_id] -= taken
@@ -289,7 +298,7 @@ class CustomerLedger(Accounts):
             if taken:
                 self._unapply(funds, self.invoices[invoice_id], taken)
                 remaining -= taken
-        funds.refunded_minor += event.amount_minor
+        funds.refunded_minor += amount
         self._sweep(funds.currency)
 
     def _check_refund(self, funds: Funds, event: PaymentRefunded) -> None:
