@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from arbor_portal.bootstrap import MIGRATIONS, create_app
 from arbor_portal.config import PortalSettings
 from arbor_portal.handlers import HANDLERS
+from arbor_shared.clock import FixedClock
 from arbor_shared.events import (
     EventData,
     InvoiceBalanceChanged,
@@ -175,3 +176,16 @@ async def portal(
             transport=transport, base_url="http://portal.test"
         ) as client:
             yield Portal(app, client, issuer, namespace)
+
+
+# 10:30 UTC on 12 April is already 00:30 on 13 April in Kiritimati (UTC+14).
+CLOCK_AT = datetime(2024, 4, 12, 10, 30, tzinfo=UTC)
+FAR_EAST = "Pacific/Kiritimati"
+
+
+@pytest.fixture
+def fixed_clock(portal: Portal, monkeypatch: pytest.MonkeyPatch) -> FixedClock:
+    """The portal's clock stopped at ``CLOCK_AT`` for this test only."""
+    clock = FixedClock(CLOCK_AT)
+    monkeypatch.setattr(portal.app.state.runtime, "clock", clock)
+    return clock

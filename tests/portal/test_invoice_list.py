@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -10,20 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from arbor_portal.adapters.readpool import LinkHints, ReadPool
 from arbor_portal.adapters.tables import identities
-from arbor_shared.clock import FixedClock
-from tests.portal.conftest import Customer, Portal
-
-# 10:30 UTC on 12 April is already 00:30 on 13 April in Kiritimati (UTC+14).
-CLOCK_AT = datetime(2024, 4, 12, 10, 30, tzinfo=UTC)
-FAR_EAST = "Pacific/Kiritimati"
-
-
-@pytest.fixture
-def fixed_clock(portal: Portal, monkeypatch: pytest.MonkeyPatch) -> FixedClock:
-    """The portal's clock stopped at ``CLOCK_AT`` for this test only."""
-    clock = FixedClock(CLOCK_AT)
-    monkeypatch.setattr(portal.app.state.runtime, "clock", clock)
-    return clock
+from tests.portal.conftest import FAR_EAST, Customer, Portal
 
 
 async def _ids(customer: Customer, **params: str) -> list[str]:

@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from arbor_shared.clock import FixedClock
 from arbor_shared.events import (
     ActionReason,
     Allocation,
@@ -24,7 +23,14 @@ from arbor_shared.events import (
     ReminderScheduled,
     ReminderSent,
 )
-from tests.portal.conftest import NOW, Customer, Portal, ledger_balance
+from tests.portal.conftest import (
+    CLOCK_AT,
+    FAR_EAST,
+    NOW,
+    Customer,
+    Portal,
+    ledger_balance,
+)
 
 REASON = ActionReason(
     policy_id="pol-late",
@@ -161,19 +167,6 @@ async def test_invoice_detail_lists_every_line_as_issued(portal: Portal) -> None
         },
     ]
     assert detail["amount_minor"] == 120_000
-
-
-# 10:30 UTC on 12 April is already 00:30 on 13 April in Kiritimati (UTC+14).
-CLOCK_AT = datetime(2024, 4, 12, 10, 30, tzinfo=UTC)
-FAR_EAST = "Pacific/Kiritimati"
-
-
-@pytest.fixture
-def fixed_clock(portal: Portal, monkeypatch: pytest.MonkeyPatch) -> FixedClock:
-    """The portal's clock stopped at ``CLOCK_AT`` for this test only."""
-    clock = FixedClock(CLOCK_AT)
-    monkeypatch.setattr(portal.app.state.runtime, "clock", clock)
-    return clock
 
 
 async def _customer_in(portal: Portal, time_zone: str) -> Customer:

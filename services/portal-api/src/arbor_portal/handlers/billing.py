@@ -30,6 +30,7 @@ from arbor_shared.events import (
     PaymentReceived,
     PaymentRefunded,
 )
+from arbor_shared.events.billing import CreditNoteFigures
 from arbor_shared.kafka.consumer import Context
 
 _PROFILE_FIELDS = (
@@ -180,32 +181,25 @@ async def record_refund(ctx: Context, event: PaymentRefunded) -> None:
 
 async def record_credit_note(ctx: Context, event: CreditNoteIssued) -> None:
     """A credit note against one invoice."""
-    await _add_entry(
-        ctx,
-        event.customer_id,
-        kind="credit_note",
-        source_id=event.credit_note_id,
-        currency=event.currency,
-        amount_minor=event.amount_minor,
-        occurred_at=event.issued_at,
-        invoice_id=event.invoice_id,
-        note=event.reason,
-        allocations=[
-            {"invoice_id": event.invoice_id, "amount_minor": event.amount_minor}
-        ],
-    )
+    await _add_note_entry(ctx, event, "credit_note", event.issued_at)
 
 
 async def record_credit_note_void(ctx: Context, event: CreditNoteVoided) -> None:
     """A credit note withdrawn: listed beside the note, against the same invoice."""
+    await _add_note_entry(ctx, event, "credit_note_void", event.voided_at)
+
+
+async def _add_note_entry(
+    ctx: Context, event: CreditNoteFigures, kind: str, occurred_at: datetime
+) -> None:
     await _add_entry(
         ctx,
         event.customer_id,
-        kind="credit_note_void",
+        kind=kind,
         source_id=event.credit_note_id,
         currency=event.currency,
         amount_minor=event.amount_minor,
-        occurred_at=event.voided_at,
+        occurred_at=occurred_at,
         invoice_id=event.invoice_id,
         note=event.reason,
         allocations=[

@@ -124,8 +124,9 @@ class Workers:
             logger.info("late-payment model restored (%d examples)", stored.examples)
 
     async def _save_model(self, runtime: ServiceRuntime) -> None:
-        # TODO: each replica learns from the partitions it owns and the last to save
-        # wins — merge replicas' updates (or learn in one place) before scaling out.
+        # Known limit: each replica learns from the partitions it owns, and the last
+        # to save wins. It goes away when one process does the learning (its own
+        # consumer of settlements) and the replicas only load its snapshots.
         model = self.timers.model
         if model.examples == self._saved_examples:
             return
