@@ -10,6 +10,7 @@ from datetime import datetime
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from arbor_shared.clock import Clock
 from arbor_shared.events.base import EventData
@@ -116,7 +117,7 @@ class Outbox:
             for envelope, data, value in events
         ]
         await _copy_rows(session, self._table, rows)
-        self.wakeup.set()
+        self._wake_relay_on_commit(session)
 
     async def dead_letter(self, session: AsyncSession, letter: DeadLetter) -> None:
         """Stage a bad record for its dead-letter topic, reasons in the headers."""
@@ -139,6 +140,17 @@ class Outbox:
                 "headers": _headers_to_json(headers),
             },
         )
+        self._wake_relay_on_commit(session)
+
+    def _wake_relay_on_commit(self, session: AsyncSession) -> None:
+        # Woken at once, the relay would read before the rows are committed, find
+        # nothing and run an empty round for every transaction; a rolled-back
+        # transaction has nothing to relay at all.
+        staged_in = session.sync_session
+        if not sa.event.contains(staged_in, "after_commit", self._wake_relay):
+            sa.event.listen(staged_in, "after_commit", self._wake_relay, once=True)
+
+    def _wake_relay(self, _session: Session) -> None:
         self.wakeup.set()
 
 
