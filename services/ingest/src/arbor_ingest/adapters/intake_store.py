@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_ingest.adapters.sql import driver
@@ -12,9 +13,12 @@ BusinessKey = tuple[str, str]
 KeyOwner = tuple[str, str, str]
 """Customer id, event id and data digest of the event that booked a key."""
 
-_CLAIM = (
+# Through the session, not the driver: a claim opens every acceptance, and the
+# session sends its BEGIN with it instead of as a statement of its own.
+_CLAIM = sa.text(
     "INSERT INTO accepted_events (event_id, event_type, customer_id, body_sha256) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), "
+    "CAST(:customers AS text[]), CAST(:digests AS text[])) "
     "ON CONFLICT DO NOTHING RETURNING event_id"
 )
 _STORED = (
@@ -45,9 +49,11 @@ async def claim(
     session: AsyncSession, rows: Sequence[tuple[str, str, str, str]]
 ) -> set[str]:
     """Record (event id, type, customer id, digest) rows; return the ids now claimed."""
-    connection = await driver(session)
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    return {r[0] for r in await connection.fetch(_CLAIM, *columns)}
+    ids, types, customers, digests = (list(c) for c in zip(*rows, strict=True))
+    claimed = await session.scalars(
+        _CLAIM, {"ids": ids, "types": types, "customers": customers, "digests": digests}
+    )
+    return set(claimed)
 
 
 async def digests(session: AsyncSession, event_ids: Collection[str]) -> dict[str, str]:

@@ -49,14 +49,14 @@ def _upsert(table: str, key: str, columns: tuple[str, ...], types: str) -> str:
     )
 
 
-_ADD_CUSTOMERS = (
+# Adds the customers not seen before and locks every one of them, in one statement:
+# the no-op update takes the row lock a SELECT ... FOR UPDATE would, and the rows
+# come back with the time zone they hold. Locking in id order (the array is sorted)
+# keeps two batches that share customers from deadlocking.
+_ADD_AND_LOCK_CUSTOMERS = (
     "INSERT INTO ledger_customers (customer_id) SELECT unnest($1::text[]) "
-    "ON CONFLICT DO NOTHING"
-)
-# Locking in id order keeps two batches that share customers from deadlocking.
-_LOCK_CUSTOMERS = (
-    "SELECT customer_id, time_zone FROM ledger_customers "
-    "WHERE customer_id = ANY($1::text[]) ORDER BY customer_id FOR UPDATE"
+    "ON CONFLICT (customer_id) DO UPDATE SET customer_id = EXCLUDED.customer_id "
+    "RETURNING customer_id, time_zone"
 )
 # The statements are put together once, at import, from the tables' column names.
 _SELECT_INVOICES = f"""
@@ -118,8 +118,7 @@ async def get_many(
         return {}
     ordered = sorted(customer_ids)
     connection = await driver(session)
-    await connection.execute(_ADD_CUSTOMERS, ordered)
-    zones = dict(await connection.fetch(_LOCK_CUSTOMERS, ordered))
+    zones = dict(await connection.fetch(_ADD_AND_LOCK_CUSTOMERS, ordered))
     invoice_rows = await connection.fetch(
         _SELECT_INVOICES, ordered, sorted(invoices), sorted(funds)
     )
