@@ -38,6 +38,20 @@ def test_overdue_instant_of_one_due_date_follows_each_customers_time_zone() -> N
         assert _customer_in(zone).overdue_at(DUE) == expected.astimezone(UTC)
 
 
+def test_local_date_of_one_instant_follows_each_customers_time_zone() -> None:
+    # Remembered days are shared between customers, as the overdue instants are.
+    late_evening = datetime(2025, 3, 30, 22, 30, tzinfo=UTC)
+    for zone, day in (
+        ("Europe/Berlin", date(2025, 3, 31)),
+        ("America/New_York", date(2025, 3, 30)),
+        ("Asia/Tokyo", date(2025, 3, 31)),
+        ("UTC", date(2025, 3, 30)),
+        ("Europe/Berlin", date(2025, 3, 31)),
+    ):
+        assert _customer_in(zone).local_date(late_evening) == day
+    assert CustomerState("cus-1").local_date(late_evening) == date(2025, 3, 30)
+
+
 def test_overdue_instant_without_a_known_zone_is_the_next_utc_midnight() -> None:
     unknown = _customer_in("Mars/Olympus_Mons")
     assert unknown.overdue_at(DUE) == datetime(2025, 3, 31, tzinfo=UTC)

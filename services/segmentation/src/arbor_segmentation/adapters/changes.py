@@ -4,14 +4,15 @@ The consumer, the timer loop and re-scores decide for many customers in one
 transaction. Writing each decision as it is made costs a round trip apiece; they
 stage them here instead and :meth:`Changes.write` sends them at the end of the
 transaction's work, still inside it, so they commit or roll back with it. Each
-statement takes one array per column (``unnest``) and has the same text whatever
-the batch size, so it stays prepared; they go straight to the session's asyncpg
-connection (see :mod:`~arbor_segmentation.adapters.driver`).
+statement takes its rows as one JSON document (``jsonb_to_recordset``): orjson
+writes a batch's rows, states included, in one call, where an array per column
+costs the driver a check per value; the text is the same whatever the batch size,
+so it stays prepared. They go straight to the session's asyncpg connection (see
+:mod:`~arbor_segmentation.adapters.driver`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,9 +30,9 @@ from arbor_shared.kafka.outbox import Outbox
 
 _SAVE_STATES = (
     "INSERT INTO customer_features (customer_id, state, updated_at) "
-    "SELECT u.customer_id, CAST(u.state AS jsonb), u.updated_at FROM unnest("
-    "CAST($1 AS text[]), CAST($2 AS text[]), "
-    "CAST($3 AS timestamptz[])) AS u(customer_id, state, updated_at) "
+    "SELECT r.customer_id, r.state, r.updated_at "
+    "FROM jsonb_to_recordset(CAST($1 AS jsonb)) "
+    "AS r(customer_id text, state jsonb, updated_at timestamptz) "
     "ON CONFLICT (customer_id) DO UPDATE "
     "SET state = excluded.state, updated_at = excluded.updated_at"
 )
@@ -41,34 +42,32 @@ _DROP_TIMERS = (
 )
 _SET_TIMERS = (
     "INSERT INTO due_timers (invoice_id, customer_id, fire_at) "
-    "SELECT * FROM unnest(CAST($1 AS text[]), "
-    "CAST($2 AS text[]), CAST($3 AS timestamptz[])) "
+    "SELECT r.invoice_id, r.customer_id, r.fire_at "
+    "FROM jsonb_to_recordset(CAST($1 AS jsonb)) "
+    "AS r(invoice_id text, customer_id text, fire_at timestamptz) "
     "ON CONFLICT (invoice_id) DO UPDATE SET fire_at = excluded.fire_at"
 )
 _CLOSE_INTERVALS = (
-    "UPDATE membership_history AS h SET valid_to = u.valid_to FROM unnest("
-    "CAST($1 AS text[]), CAST($2 AS timestamptz[])) "
-    "AS u(customer_id, valid_to) "
-    "WHERE h.customer_id = u.customer_id AND h.valid_to IS NULL"
+    "UPDATE membership_history AS h SET valid_to = r.valid_to "
+    "FROM jsonb_to_recordset(CAST($1 AS jsonb)) "
+    "AS r(customer_id text, valid_to timestamptz) "
+    "WHERE h.customer_id = r.customer_id AND h.valid_to IS NULL"
 )
 _OPEN_INTERVALS = (
     "INSERT INTO membership_history (customer_id, version, from_cohort, to_cohort, "
     "definition_version, rule, features, valid_from, valid_to) "
-    "SELECT u.customer_id, u.version, u.from_cohort, u.to_cohort, "
-    "u.definition_version, u.rule, CAST(u.features AS jsonb), u.valid_from, "
-    "u.valid_to FROM unnest(CAST($1 AS text[]), CAST($2 AS int[]), "
-    "CAST($3 AS text[]), CAST($4 AS text[]), "
-    "CAST($5 AS int[]), CAST($6 AS text[]), "
-    "CAST($7 AS text[]), CAST($8 AS timestamptz[]), "
-    "CAST($9 AS timestamptz[])) AS u(customer_id, version, from_cohort, "
-    "to_cohort, definition_version, rule, features, valid_from, valid_to)"
+    "SELECT r.customer_id, r.version, r.from_cohort, r.to_cohort, "
+    "r.definition_version, r.rule, r.features, r.valid_from, r.valid_to "
+    "FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS r(customer_id text, "
+    "version int, from_cohort text, to_cohort text, definition_version int, "
+    "rule text, features jsonb, valid_from timestamptz, valid_to timestamptz)"
 )
 _SAVE_MEMBERSHIPS = (
     "INSERT INTO memberships (customer_id, cohort, definition_version, rule, "
-    "version, since) SELECT * FROM unnest(CAST($1 AS text[]), "
-    "CAST($2 AS text[]), CAST($3 AS int[]), "
-    "CAST($4 AS text[]), CAST($5 AS int[]), "
-    "CAST($6 AS timestamptz[])) ON CONFLICT (customer_id) DO UPDATE SET "
+    "version, since) SELECT r.customer_id, r.cohort, r.definition_version, "
+    "r.rule, r.version, r.since FROM jsonb_to_recordset(CAST($1 AS jsonb)) "
+    "AS r(customer_id text, cohort text, definition_version int, rule text, "
+    "version int, since timestamptz) ON CONFLICT (customer_id) DO UPDATE SET "
     "cohort = excluded.cohort, definition_version = excluded.definition_version, "
     "rule = excluded.rule, version = excluded.version, since = excluded.since"
 )
@@ -84,8 +83,8 @@ class Changes:
     memberships: dict[str, Membership] = field(default_factory=dict)
     events: list[tuple[Envelope, EventData]] = field(default_factory=list)
     _closes: dict[str, datetime] = field(default_factory=dict)
-    _intervals: list[list[Any]] = field(default_factory=list)
-    _open: dict[str, list[Any]] = field(default_factory=dict)
+    _intervals: list[dict[str, Any]] = field(default_factory=list)
+    _open: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def save_state(self, state: CustomerState, at: datetime) -> None:
         """Store ``state`` as it is when the transaction's work ends."""
@@ -103,20 +102,20 @@ class Changes:
         membership = move.membership
         opened_here = self._open.get(customer_id)
         if opened_here is not None:
-            opened_here[_VALID_TO] = membership.since
+            opened_here["valid_to"] = membership.since
         else:
             self._closes[customer_id] = membership.since
-        interval = [
-            customer_id,
-            membership.version,
-            move.from_cohort,
-            membership.cohort,
-            membership.definition_version,
-            membership.rule,
-            orjson.dumps(move.features).decode(),
-            membership.since,
-            None,
-        ]
+        interval = {
+            "customer_id": customer_id,
+            "version": membership.version,
+            "from_cohort": move.from_cohort,
+            "to_cohort": membership.cohort,
+            "definition_version": membership.definition_version,
+            "rule": membership.rule,
+            "features": move.features,
+            "valid_from": membership.since,
+            "valid_to": None,
+        }
         self._intervals.append(interval)
         self._open[customer_id] = interval
         self.memberships[customer_id] = membership
@@ -128,26 +127,27 @@ class Changes:
     async def write(self, session: AsyncSession) -> None:
         """Send every staged write, one statement per table."""
         connection = await driver.connection(session)
-        await self._write_states(connection)
+        if self.states:
+            await connection.execute(_SAVE_STATES, self._state_rows())
         await self._write_timers(connection)
         if self._closes:
-            await connection.execute(
-                _CLOSE_INTERVALS, list(self._closes), list(self._closes.values())
-            )
+            closes = [
+                {"customer_id": customer_id, "valid_to": at}
+                for customer_id, at in self._closes.items()
+            ]
+            await connection.execute(_CLOSE_INTERVALS, _document(closes))
         if self._intervals:
-            await connection.execute(_OPEN_INTERVALS, *_columns(self._intervals))
+            await connection.execute(_OPEN_INTERVALS, _document(self._intervals))
         if self.memberships:
-            await connection.execute(_SAVE_MEMBERSHIPS, *self._membership_columns())
+            await connection.execute(_SAVE_MEMBERSHIPS, self._membership_rows())
         await self.outbox.publish_many(session, self.events)
 
-    async def _write_states(self, connection: Any) -> None:
-        if not self.states:
-            return
+    def _state_rows(self) -> str:
         rows = [
-            (customer_id, codec.dumps(state).decode(), at)
+            {"customer_id": customer_id, "state": state, "updated_at": at}
             for customer_id, (state, at) in self.states.items()
         ]
-        await connection.execute(_SAVE_STATES, *_columns(rows))
+        return codec.dumps_holding_states(rows).decode()
 
     async def _write_timers(self, connection: Any) -> None:
         if not self.timers:
@@ -155,25 +155,28 @@ class Changes:
         # Keys are unique per customer; a key claimed by two customers goes to the
         # last, as one upsert after another would leave it.
         rows = {
-            key: (key, customer_id, at)
+            key: {"invoice_id": key, "customer_id": customer_id, "fire_at": at}
             for customer_id, wanted in self.timers.items()
             for key, at in wanted.items()
         }
         await connection.execute(_DROP_TIMERS, list(self.timers), list(rows))
         if rows:
-            await connection.execute(_SET_TIMERS, *_columns(list(rows.values())))
+            await connection.execute(_SET_TIMERS, _document(list(rows.values())))
 
-    def _membership_columns(self) -> list[list[Any]]:
-        return _columns(
-            [
-                (c, m.cohort, m.definition_version, m.rule, m.version, m.since)
-                for c, m in self.memberships.items()
-            ]
-        )
+    def _membership_rows(self) -> str:
+        rows = [
+            {
+                "customer_id": customer_id,
+                "cohort": m.cohort,
+                "definition_version": m.definition_version,
+                "rule": m.rule,
+                "version": m.version,
+                "since": m.since,
+            }
+            for customer_id, m in self.memberships.items()
+        ]
+        return _document(rows)
 
 
-_VALID_TO = 8
-
-
-def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)]
+def _document(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows).decode()

@@ -24,6 +24,7 @@ Features = dict[str, FeatureValue]
 
 WINDOWS = (90, 365)
 _WINDOW_SPANS = tuple(timedelta(days=days) for days in WINDOWS)
+_DAY = timedelta(days=1)
 RETENTION_DAYS = 400
 MAX_SETTLED_RECORDS = 2000
 MAX_CASE_IDS = 500
@@ -106,16 +107,28 @@ class CustomerState:
         return ""
 
     @property
+    def zone_name(self) -> str:
+        """The IANA name of the customer's time zone, UTC unless stated."""
+        return self.profile.get("time_zone") or "UTC"
+
+    @property
     def time_zone(self) -> ZoneInfo:
-        return _zone(self.profile.get("time_zone") or "UTC")
+        return _zone(self.zone_name)
 
     def local_date(self, moment: datetime) -> date:
         """The calendar date of ``moment`` in the customer's time zone."""
-        return moment.astimezone(self.time_zone).date()
+        return _local_date(moment, self.zone_name)
 
     def overdue_at(self, due_date: date) -> datetime:
         """The instant an invoice due on ``due_date`` becomes overdue: next midnight."""
-        return _overdue_at(due_date, self.profile.get("time_zone") or "UTC")
+        return _overdue_at(due_date, self.zone_name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_date(moment: datetime, zone_name: str) -> date:
+    # An event asks for its customer's day at one instant four times (the timers
+    # before and after it, the assessments, the features).
+    return moment.astimezone(_zone(zone_name)).date()
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -156,30 +169,30 @@ def timer_instants(
     state: CustomerState, today: date, tenure_marks: Sequence[int] = ()
 ) -> dict[str, datetime]:
     """Every timer of :func:`timers` on the customer's ``today``, fired or not."""
-    wanted = {
-        invoice_id: state.overdue_at(invoice.due_date)
-        for invoice_id, invoice in state.open.items()
-    }
+    # Asked for before and after every event: the zone is read once and the open
+    # invoices are walked once.
+    zone = state.zone_name
+    wanted: dict[str, datetime] = {}
     dues = [c.due_date for c in state.closed.values() if c.counted]
-    dues += [i.due_date for i in state.open.values()]
-    upcoming = [
-        leaves
-        for due in dues
-        for span in _WINDOW_SPANS
-        if (leaves := due + span) > today
-    ]
-    if upcoming:
-        wanted[f"window {state.customer_id}"] = state.overdue_at(
-            min(upcoming) - timedelta(days=1)
-        )
-    if state.started_on is not None:
-        reached = [state.started_on + timedelta(days=m) for m in tenure_marks]
-        if later := [day for day in reached if day > today]:
+    for invoice_id, invoice in state.open.items():
+        wanted[invoice_id] = _overdue_at(invoice.due_date, zone)
+        dues.append(invoice.due_date)
+    if leaves := _first_after(today, dues, _WINDOW_SPANS):
+        wanted[f"window {state.customer_id}"] = _overdue_at(leaves - _DAY, zone)
+    if state.started_on is not None and tenure_marks:
+        spans = [timedelta(days=mark) for mark in tenure_marks]
+        if reached := _first_after(today, [state.started_on], spans):
             # At the customer's midnight starting the day the tenure reaches it.
-            wanted[f"tenure {state.customer_id}"] = state.overdue_at(
-                min(later) - timedelta(days=1)
-            )
+            wanted[f"tenure {state.customer_id}"] = _overdue_at(reached - _DAY, zone)
     return wanted
+
+
+def _first_after(
+    today: date, days: list[date], spans: Sequence[timedelta]
+) -> date | None:
+    """The earliest ``day + span`` later than ``today``, if there is one."""
+    later = [moved for day in days for span in spans if (moved := day + span) > today]
+    return min(later) if later else None
 
 
 def features(state: CustomerState, as_of: datetime) -> Features:
