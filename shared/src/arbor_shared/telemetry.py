@@ -54,11 +54,18 @@ def consumer_span(
 ) -> Iterator[trace.Span]:
     """Open a CONSUMER span whose parent is the producer's span, if known."""
     parent = _propagator.extract({_TRACEPARENT: traceparent} if traceparent else {})
-    token = context.attach(parent)
+    span = _consumer_tracer.start_span(
+        name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    )
+    # A span that records nothing (no tracer provider, or not sampled) needs only
+    # to be current, which carries the trace into the handler's log lines and the
+    # events it publishes; ending it and watching for errors would be wasted work.
+    token = context.attach(trace.set_span_in_context(span, parent))
     try:
-        with _consumer_tracer.start_as_current_span(
-            name, kind=SpanKind.CONSUMER, attributes=attributes
-        ) as span:
+        if not span.is_recording():
+            yield span
+            return
+        with trace.use_span(span, end_on_exit=True):
             yield span
     finally:
         context.detach(token)

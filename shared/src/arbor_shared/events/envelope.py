@@ -111,7 +111,7 @@ class Envelope:
             extra={
                 name.removeprefix("ce_"): value
                 for name, value in values.items()
-                if name.startswith("ce_") and name not in _KNOWN
+                if name not in _KNOWN and name.startswith("ce_")
             },
         )
 
