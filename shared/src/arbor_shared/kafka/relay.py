@@ -22,6 +22,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from operator import itemgetter
 
 import asyncpg
 import orjson
@@ -77,13 +78,13 @@ class OutboxRelay:
         # Rows are read and marked through the driver: through the ORM, each round
         # decoded every row's headers with the standard JSON module and marked the
         # rows with a statement of a thousand parameters, compiled and planned anew.
-        self._select_unsent = (
-            "SELECT seq, topic, key, value, headers::text AS headers "  # noqa: S608
-            f"FROM {table.name} WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
-        )
-        self._mark_sent = (
-            f"UPDATE {table.name} SET sent_at = now() "  # noqa: S608
-            "WHERE seq = ANY($1::bigint[])"
+        # One statement takes the rows and marks them sent; the mark commits only
+        # after the broker acknowledged every row, and a failed send rolls it back.
+        self._take_unsent = (
+            f"UPDATE {table.name} SET sent_at = now() WHERE seq IN ("  # noqa: S608
+            f"SELECT seq FROM {table.name} WHERE sent_at IS NULL "
+            "ORDER BY seq LIMIT $1) "
+            "RETURNING seq, topic, key, value, headers::text AS headers"
         )
         self._count_unsent = f"SELECT count(*) FROM {table.name} WHERE sent_at IS NULL"  # noqa: S608
 
@@ -136,11 +137,12 @@ class OutboxRelay:
             if not locked:
                 return 0
             driver = await _driver(session)
-            rows = await driver.fetch(self._select_unsent, self._batch_size)
+            taken = await driver.fetch(self._take_unsent, self._batch_size)
+            # RETURNING keeps no order; the outbox's is the order to publish in.
+            rows = sorted(taken, key=itemgetter("seq"))
             if rows:
                 await self._send(rows)
                 failpoint("relay_after_ack")
-                await driver.execute(self._mark_sent, [row["seq"] for row in rows])
             # A round that read fewer rows than it may read has taken every row
             # committed before it: the backlog it saw is empty, and counting it
             # again would cost every round one more statement.
