@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Literal
 
 import orjson
 import sqlalchemy as sa
@@ -17,6 +19,13 @@ from arbor_shared.events.base import EventData
 from arbor_shared.events.envelope import Envelope
 from arbor_shared.telemetry import current_traceparent
 from arbor_shared.topics import TopicNames
+
+
+class Trace(Enum):
+    """Which trace an envelope carries when its caller names none."""
+
+    CURRENT = "current"
+    """The active span's, captured when the envelope is made."""
 
 
 @dataclass(frozen=True)
@@ -74,20 +83,23 @@ class Outbox:
         event_id: str | None = None,
         causation_id: str | None = None,
         time: datetime | None = None,
-        trace_parent: str | None = None,
+        trace_parent: str | Literal[Trace.CURRENT] | None = Trace.CURRENT,
     ) -> Envelope:
         """The envelope :meth:`publish` would give ``data``, carrying the trace.
 
         ``trace_parent`` spares capturing the active span's trace again when the
-        caller already holds it (one capture for an event and all its facts).
+        caller already holds it (one capture for an event and all its facts);
+        ``None`` says there is no trace to carry.
         """
+        if trace_parent is Trace.CURRENT:
+            trace_parent = current_traceparent()
         return Envelope.for_data(
             data,
             source=self._source,
             time=time or self._clock.now(),
             event_id=event_id,
             causation_id=causation_id,
-            trace_parent=trace_parent or current_traceparent(),
+            trace_parent=trace_parent,
         )
 
     async def publish_many(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,11 +16,12 @@ KeyOwner = tuple[str, str, str]
 
 # Through the session, not the driver: a claim opens every acceptance, and the
 # session sends its BEGIN with it instead of as a statement of its own.
+# Rows travel as one JSON array of arrays: an array parameter per column costs the
+# driver a type check per value, thousands of them per batch.
 _CLAIM = sa.text(
     "INSERT INTO accepted_events (event_id, event_type, customer_id, body_sha256) "
-    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), "
-    "CAST(:customers AS text[]), CAST(:digests AS text[])) "
-    "ON CONFLICT DO NOTHING RETURNING event_id"
+    "SELECT r->>0, r->>1, r->>2, r->>3 FROM json_array_elements(CAST(:rows AS json)) "
+    "AS r ON CONFLICT DO NOTHING RETURNING event_id"
 )
 _STORED = (
     "SELECT event_id, body_sha256 FROM accepted_events WHERE event_id = ANY($1::text[])"
@@ -29,19 +31,18 @@ _FORGET = "DELETE FROM accepted_events WHERE event_id = ANY($1::text[])"
 # every other advisory lock (the single-bigint keys are another space).
 _BUSINESS_KEY_LOCKS = 7301
 _LOCK_KEYS = (
-    "SELECT pg_advisory_xact_lock($1::int, hashtext(key)) "
-    "FROM unnest($2::text[]) AS key"
+    "SELECT pg_advisory_xact_lock($1::int, hashtext(w->>0 || chr(31) || (w->>1))) "
+    "FROM json_array_elements($2::json) AS w"
 )
 _KNOWN_KEYS = (
     "SELECT b.kind, b.key, b.customer_id, b.event_id, b.data_sha256 "
-    "FROM business_keys AS b "
-    "JOIN unnest($1::text[], $2::text[]) AS w(kind, key) "
-    "ON b.kind = w.kind AND b.key = w.key"
+    "FROM business_keys AS b JOIN json_array_elements($1::json) AS w "
+    "ON b.kind = w->>0 AND b.key = w->>1"
 )
 _RECORD_KEYS = (
     "INSERT INTO business_keys (kind, key, customer_id, event_id, data_sha256) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-    "$5::text[]) ON CONFLICT DO NOTHING"
+    "SELECT r->>0, r->>1, r->>2, r->>3, r->>4 FROM json_array_elements($1::json) "
+    "AS r ON CONFLICT DO NOTHING"
 )
 
 
@@ -49,10 +50,7 @@ async def claim(
     session: AsyncSession, rows: Sequence[tuple[str, str, str, str]]
 ) -> set[str]:
     """Record (event id, type, customer id, digest) rows; return the ids now claimed."""
-    ids, types, customers, digests = (list(c) for c in zip(*rows, strict=True))
-    claimed = await session.scalars(
-        _CLAIM, {"ids": ids, "types": types, "customers": customers, "digests": digests}
-    )
+    claimed = await session.scalars(_CLAIM, {"rows": _document(rows)})
     return set(claimed)
 
 
@@ -74,17 +72,14 @@ async def lock_and_get(
     """Lock ``keys`` until commit, then read those booked already."""
     if not keys:
         return {}
-    ordered = sorted(keys)
+    ordered = _document(sorted(keys))
     connection = await driver(session)
     # Two customers booking one provider payment id at once would both read it as
     # unknown and both book it; the lock makes the second wait for the first's
     # commit and then read its key. Sorted, so two batches never deadlock. The read
     # is a statement of its own: its snapshot must be taken after the wait.
-    await connection.execute(
-        _LOCK_KEYS, _BUSINESS_KEY_LOCKS, [f"{k}\x1f{key}" for k, key in ordered]
-    )
-    kinds, names = [k for k, _ in ordered], [key for _, key in ordered]
-    rows = await connection.fetch(_KNOWN_KEYS, kinds, names)
+    await connection.execute(_LOCK_KEYS, _BUSINESS_KEY_LOCKS, ordered)
+    rows = await connection.fetch(_KNOWN_KEYS, ordered)
     return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
 
 
@@ -94,6 +89,8 @@ async def record(session: AsyncSession, keys: dict[BusinessKey, KeyOwner]) -> No
         return
     rows = [(*key, *owner) for key, owner in sorted(keys.items())]
     connection = await driver(session)
-    await connection.execute(
-        _RECORD_KEYS, *[list(column) for column in zip(*rows, strict=True)]
-    )
+    await connection.execute(_RECORD_KEYS, _document(rows))
+
+
+def _document(rows: Sequence[tuple[str, ...]]) -> str:
+    return orjson.dumps(rows).decode()
