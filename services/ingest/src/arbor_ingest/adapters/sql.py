@@ -1,10 +1,11 @@
 """The session's own asyncpg connection, for the statements a batch runs per row.
 
-A batch of thousands of events is written with one statement per table, each value
-list passed as one array parameter and unnested by PostgreSQL. The statement text
-never changes, so it is prepared once per connection; through the ORM every batch
-size would compile and plan a new statement with thousands of parameters. These
-statements skip SQLAlchemy's per-statement spans, as the outbox's COPY does.
+A batch of thousands of events is written with one statement per table, its rows
+passed as one JSON document that PostgreSQL turns back into rows (a list of ids as
+one array). The statement text never changes, so it is prepared once per
+connection; through the ORM every batch size would compile and plan a new statement
+with thousands of parameters. These statements skip SQLAlchemy's per-statement
+spans, as the outbox's COPY does.
 """
 
 from __future__ import annotations
