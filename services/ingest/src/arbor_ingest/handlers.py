@@ -218,8 +218,9 @@ def _stage(
     )
     staged.append((event, item.data, item.value))
     for fact in facts:
+        # Staged at the same moment as their cause: no clock read per fact.
         envelope = outbox.envelope(
-            fact, causation_id=item.event_id, trace_parent=trace_parent
+            fact, causation_id=item.event_id, time=event.time, trace_parent=trace_parent
         )
         staged.append((envelope, fact, fact.model_dump_json().encode()))
 

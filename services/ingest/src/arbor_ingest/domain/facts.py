@@ -3,6 +3,11 @@
 Only the invoices and funds a movement touched are compared, and the customer's totals
 are kept as running sums, so a movement costs the same for a customer with ten
 invoices and one with ten thousand.
+
+Facts are built without validating them again: every value comes from ledger state
+whose events were validated when they were accepted, and validating once more cost
+about a sixth of a movement. The ledger's property tests validate every fact they
+see against its schema instead.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ class FactBuilder:
             open_minor, held_minor = self._totals[currency]
             if before_totals[currency] != (open_minor, held_minor):
                 facts.append(
-                    CustomerBalanceChanged(
+                    CustomerBalanceChanged.model_construct(
                         customer_id=self._ledger.customer_id,
                         currency=currency,
                         open_balance_minor=open_minor,
@@ -128,7 +133,7 @@ class FactBuilder:
             return []
         common = _common(invoice)
         facts: list[EventData] = [
-            InvoiceBalanceChanged(
+            InvoiceBalanceChanged.model_construct(
                 **common,
                 balance_minor=invoice.balance_minor,
                 status=invoice.status,
@@ -140,7 +145,7 @@ class FactBuilder:
         was_settled = before is not None and before[5] is not None
         if invoice.settled_at is not None and not was_settled:
             facts.append(
-                InvoiceSettled(
+                InvoiceSettled.model_construct(
                     **common,
                     settled_by=invoice.settled_by or "payment",
                     settled_at=invoice.settled_at,
@@ -149,7 +154,7 @@ class FactBuilder:
             )
         if was_settled and invoice.settled_at is None:
             facts.append(
-                InvoiceReopened(
+                InvoiceReopened.model_construct(
                     customer_id=invoice.customer_id,
                     invoice_id=invoice.invoice_id,
                     currency=invoice.currency,
