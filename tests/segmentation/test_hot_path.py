@@ -13,7 +13,9 @@ from arbor_segmentation.adapters.tables import messaging
 from arbor_segmentation.domain.features import (
     ClosedInvoice,
     CustomerState,
+    OpenInvoice,
     recent_days_late,
+    timer_instants,
 )
 from arbor_segmentation.work import Work
 from arbor_shared.clock import FixedClock
@@ -23,6 +25,7 @@ from arbor_shared.topics import TopicNames
 
 DUE = date(2025, 3, 30)
 NOW = datetime(2025, 4, 2, 9, tzinfo=UTC)
+DAY = timedelta(days=1)
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
@@ -84,6 +87,50 @@ def test_recent_days_late_are_those_of_the_latest_settlements_oldest_first(
     in_order = sorted(kept, key=lambda c: (c.settled_date, c.due_date))
     expected = [c.days_late for c in in_order][-count:]
     assert recent_days_late(state, count) == expected
+
+
+# Due dates on the edges of the 90- and 365-day windows, and anywhere.
+_offsets = st.sampled_from((-366, -365, -364, -91, -90, -89, 0)) | st.integers(
+    min_value=-500, max_value=500
+)
+_dues = st.lists(st.tuples(_offsets, st.booleans()), max_size=8)
+
+
+@given(
+    _dues,
+    _dues,
+    st.integers(min_value=-800, max_value=800),
+    st.lists(st.integers(min_value=0, max_value=1000), max_size=6),
+)
+@settings(max_examples=300, deadline=None)
+def test_timer_instants_are_the_earliest_window_exit_and_tenure_mark_ahead(
+    closed: list[tuple[int, bool]],
+    open_: list[tuple[int, bool]],
+    started: int,
+    marks: list[int],
+) -> None:
+    # Spelled out as the definition reads: every due date plus every window, every
+    # mark after the start, the earliest of those later than today.
+    today = date(2025, 6, 1)
+    state = _customer_in("Europe/Berlin")
+    state.started_on = today + timedelta(days=started)
+    for n, (offset, counted) in enumerate(closed):
+        due = today + timedelta(days=offset)
+        state.closed[f"c-{n}"] = ClosedInvoice(due, due, due, "EUR", 1, counted)
+    for n, (offset, _) in enumerate(open_):
+        due = today + timedelta(days=offset)
+        state.open[f"o-{n}"] = OpenInvoice("EUR", 1, 1, due, due, NOW)
+    dues = [c.due_date for c in state.closed.values() if c.counted]
+    dues += [i.due_date for i in state.open.values()]
+    exits = [d + timedelta(days=w) for d in dues for w in (90, 365)]
+    reached = [state.started_on + timedelta(days=m) for m in marks]
+    expected = {i: state.overdue_at(o.due_date) for i, o in state.open.items()}
+    if leaves := [day for day in exits if day > today]:
+        expected["window cus-Europe/Berlin"] = state.overdue_at(min(leaves) - DAY)
+    if ahead := [day for day in reached if day > today]:
+        expected["tenure cus-Europe/Berlin"] = state.overdue_at(min(ahead) - DAY)
+
+    assert timer_instants(state, today, marks) == expected
 
 
 def _work() -> Work:

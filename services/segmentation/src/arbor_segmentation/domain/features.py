@@ -24,6 +24,8 @@ Features = dict[str, FeatureValue]
 
 WINDOWS = (90, 365)
 _WINDOW_SPANS = tuple(timedelta(days=days) for days in WINDOWS)
+_WINDOW_NAMES = tuple((f"invoices_due_{d}", f"on_time_rate_{d}") for d in WINDOWS)
+_NO_WINDOWS = ((0, 0),) * len(WINDOWS)
 _DAY = timedelta(days=1)
 RETENTION_DAYS = 400
 MAX_SETTLED_RECORDS = 2000
@@ -177,22 +179,35 @@ def timer_instants(
     for invoice_id, invoice in state.open.items():
         wanted[invoice_id] = _overdue_at(invoice.due_date, zone)
         dues.append(invoice.due_date)
-    if leaves := _first_after(today, dues, _WINDOW_SPANS):
+    if leaves := _window_exit(today, dues):
         wanted[f"window {state.customer_id}"] = _overdue_at(leaves - _DAY, zone)
-    if state.started_on is not None and tenure_marks:
-        spans = [timedelta(days=mark) for mark in tenure_marks]
-        if reached := _first_after(today, [state.started_on], spans):
-            # At the customer's midnight starting the day the tenure reaches it.
-            wanted[f"tenure {state.customer_id}"] = _overdue_at(reached - _DAY, zone)
+    if reached := _next_tenure(today, state.started_on, tenure_marks):
+        # At the customer's midnight starting the day the tenure reaches it.
+        wanted[f"tenure {state.customer_id}"] = _overdue_at(reached - _DAY, zone)
     return wanted
 
 
-def _first_after(
-    today: date, days: list[date], spans: Sequence[timedelta]
+def _window_exit(today: date, dues: list[date]) -> date | None:
+    """The earliest ``due + window`` later than ``today``, if there is one."""
+    # Per window only the earliest due date still inside it matters: comparing
+    # dates spares a date for every due date and window, on every event.
+    exits: list[date] = []
+    for span in _WINDOW_SPANS:
+        start = today - span
+        if inside := [due for due in dues if due > start]:
+            exits.append(min(inside) + span)
+    return min(exits) if exits else None
+
+
+def _next_tenure(
+    today: date, started_on: date | None, marks: Sequence[int]
 ) -> date | None:
-    """The earliest ``day + span`` later than ``today``, if there is one."""
-    later = [moved for day in days for span in spans if (moved := day + span) > today]
-    return min(later) if later else None
+    """The earliest ``started_on + mark`` days later than ``today``, if any."""
+    if started_on is None or not marks:
+        return None
+    elapsed = (today - started_on).days
+    ahead = [mark for mark in marks if mark > elapsed]
+    return started_on + timedelta(days=min(ahead)) if ahead else None
 
 
 def features(state: CustomerState, as_of: datetime) -> Features:
@@ -251,54 +266,52 @@ def _balance_features(state: CustomerState, today: date, currency: str) -> Featu
 
 
 def _punctuality_features(state: CustomerState, today: date) -> Features:
+    overdue = [i.due_date for i in state.open.values() if i.due_date < today]
     values: Features = {}
-    for days, (due, on_time) in zip(WINDOWS, _windows(state, today), strict=True):
-        values[f"invoices_due_{days}"] = due
-        values[f"on_time_rate_{days}"] = on_time / due if due else 1.0
-    overdue = sum(1 for i in state.open.values() if i.due_date < today)
-    due_all = state.settled_count + overdue
-    on_time_all = state.settled_count - state.late_count
+    for (due_name, rate_name), (due, on_time) in zip(
+        _WINDOW_NAMES, _windows(state, today, overdue), strict=True
+    ):
+        values[due_name] = due
+        values[rate_name] = on_time / due if due else 1.0
     settled = state.settled_count
+    due_all = settled + len(overdue)
+    on_time_all = settled - state.late_count
     recent = recent_days_late(state, 2 * TREND_SPAN)
-    values.update(
-        {
-            "invoices_settled": settled,
-            "invoices_due_all": due_all,
-            "on_time_rate_all": on_time_all / due_all if due_all else 1.0,
-            "late_rate": state.late_count / settled if settled else 0.0,
-            "avg_days_late": state.days_late_sum / settled if settled else 0.0,
-            "p90_days_late": float(percentile(state.days_late_histogram, 0.9)),
-            "avg_days_to_pay": state.days_to_pay_sum / settled if settled else 0.0,
-            "days_late_trend": _trend(recent),
-            "last_days_late": sum(recent[-1:]),
-        }
-    )
+    values["invoices_settled"] = settled
+    values["invoices_due_all"] = due_all
+    values["on_time_rate_all"] = on_time_all / due_all if due_all else 1.0
+    values["late_rate"] = state.late_count / settled if settled else 0.0
+    values["avg_days_late"] = state.days_late_sum / settled if settled else 0.0
+    values["p90_days_late"] = float(percentile(state.days_late_histogram, 0.9))
+    values["avg_days_to_pay"] = state.days_to_pay_sum / settled if settled else 0.0
+    values["days_late_trend"] = _trend(recent)
+    values["last_days_late"] = recent[-1] if recent else 0
     return values
 
 
-def _windows(state: CustomerState, today: date) -> list[tuple[int, int]]:
-    """:func:`window_counts` for every window, in one walk over the invoices."""
-    starts = [today - span for span in _WINDOW_SPANS]
-    due = [0] * len(WINDOWS)
-    on_time = [0] * len(WINDOWS)
+def _windows(
+    state: CustomerState, today: date, overdue: list[date]
+) -> Sequence[tuple[int, int]]:
+    """:func:`window_counts` for every window, in one walk over the invoices.
+
+    ``overdue`` holds the due dates of the open invoices already past due.
+    """
+    fell_due = [(due_date, False) for due_date in overdue]
     for closed in state.closed.values():
         due_date = closed.due_date
         if not closed.counted or due_date > today:
             continue
         settled = closed.settled_date <= today
-        if not settled and due_date == today:
-            continue
-        punctual = settled and closed.settled_date <= due_date
-        for window, start in enumerate(starts):
-            if start < due_date:
-                due[window] += 1
-                on_time[window] += punctual
-    for invoice in state.open.values():
-        due_date = invoice.due_date
-        if due_date < today:
-            for window, start in enumerate(starts):
-                due[window] += start < due_date
-    return list(zip(due, on_time, strict=True))
+        if settled or due_date < today:
+            fell_due.append((due_date, settled and closed.settled_date <= due_date))
+    if not fell_due:
+        return _NO_WINDOWS
+    counts: list[tuple[int, int]] = []
+    for span in _WINDOW_SPANS:
+        start = today - span
+        inside = [punctual for due_date, punctual in fell_due if start < due_date]
+        counts.append((len(inside), sum(inside)))
+    return counts
 
 
 def _case_features(state: CustomerState) -> Features:
@@ -354,9 +367,8 @@ def recent_days_late(state: CustomerState, count: int) -> list[int]:
     """Days late of the last ``count`` counted settlements, oldest first."""
     # Days late follow from the two dates, so they need working out only for the
     # last few: every event and every assessment asks for them.
-    counted = sorted(
-        (c.settled_date, c.due_date) for c in state.closed.values() if c.counted
-    )
+    counted = [(c.settled_date, c.due_date) for c in state.closed.values() if c.counted]
+    counted.sort()
     return [max(0, (settled - due).days) for settled, due in counted[-count:]]
 
 
