@@ -122,6 +122,25 @@ def test_compiled_rule_answers_as_celpy_whenever_it_answers(
         assert compiled is _celpy(expression, values), expression
 
 
+def test_feature_compared_with_a_constant_answers_as_celpy_on_either_side() -> None:
+    # The commonest comparison has a shortcut of its own: every operator, with the
+    # feature below, at and above the constant, and missing or mistyped.
+    cases = (
+        ("invoices_settled", "3", (2, 3, 4)),
+        ("avg_days_late", "0.5", (0.0, 0.5, 1.5)),
+        ("payment_method", '"card"', ("annual", "card", "")),
+    )
+    for name, literal, samples in cases:
+        for relation in _relations:
+            expression = f"{name} {relation} {literal}"
+            for sample in samples:
+                values: Features = {name: sample}
+                answer = _compiled(expression, values)
+                assert answer is _celpy(expression, values), (expression, sample)
+            assert _compiled(expression, {}) == "undecided"
+            assert _compiled(expression, {name: True}) == "undecided"
+
+
 def test_seeded_rules_all_compile() -> None:
     definition = rules.build(1, defaults.SEED_RULES, defaults.DEFAULT_COHORT)
 

@@ -47,6 +47,11 @@ def compile_rule(
 class _Compiler:
     def __init__(self, feature_types: Mapping[str, type]) -> None:
         self._types = feature_types
+        # The programs that read one feature and those that give one constant: a
+        # comparison of the two, the commonest in rules, becomes one closure, not
+        # three. Held here, so no program is collected and its id reused.
+        self.features: dict[Program, str] = {}
+        self.constants: dict[Program, Any] = {}
 
     def node(self, tree: Tree[Any]) -> Typed:
         rule = str(tree.data)
@@ -69,6 +74,7 @@ class _Compiler:
                 raise UndecidedError(name)
             return found
 
+        self.features[value] = name
         return value, kind
 
 
@@ -140,7 +146,24 @@ def _relation(compiler: _Compiler, children: list[Any]) -> Typed:
     compare = _COMPARISONS.get(name)
     if compare is None or left_kind is not right_kind:
         raise _UnsupportedError(name)
+    feature = compiler.features.get(left)
+    if feature is not None and right in compiler.constants:
+        return _against(feature, left_kind, compare, compiler.constants[right]), bool
     return (lambda v: compare(left(v), right(v))), bool
+
+
+def _against(
+    name: str, kind: type, compare: Callable[[Any, Any], bool], constant: Any
+) -> Program:
+    """``feature <op> constant`` in one call, checked as :meth:`_Compiler.ident`."""
+
+    def program(values: Features) -> bool:
+        found = values.get(name)
+        if type(found) is not kind:
+            raise UndecidedError(name)
+        return compare(found, constant)
+
+    return program
 
 
 def _membership(
@@ -238,11 +261,16 @@ def _ident(compiler: _Compiler, children: list[Any]) -> Typed:
     return compiler.ident(str(children[0]))
 
 
-def _literal(_compiler: _Compiler, children: list[Any]) -> Typed:
+def _literal(compiler: _Compiler, children: list[Any]) -> Typed:
     token = children[0]
     assert isinstance(token, Token)
     value = _constant(token.type, str(token))
-    return (lambda _v: value), type(value)
+
+    def constant(_values: Features) -> Any:
+        return value
+
+    compiler.constants[constant] = value
+    return constant, type(value)
 
 
 def _constant(kind: str, text: str) -> int | float | str | bool:
