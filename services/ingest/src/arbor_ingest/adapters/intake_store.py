@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_ingest.adapters.sql import driver
+from arbor_shared.db.rows import as_json
 
 BusinessKey = tuple[str, str]
 KeyOwner = tuple[str, str, str]
@@ -16,8 +16,7 @@ KeyOwner = tuple[str, str, str]
 
 # Through the session, not the driver: a claim opens every acceptance, and the
 # session sends its BEGIN with it instead of as a statement of its own.
-# Rows travel as one JSON array of arrays: an array parameter per column costs the
-# driver a type check per value, thousands of them per batch.
+# Rows travel as one JSON array of arrays (see arbor_shared.db.rows).
 _CLAIM = sa.text(
     "INSERT INTO accepted_events (event_id, event_type, customer_id, body_sha256) "
     "SELECT r->>0, r->>1, r->>2, r->>3 FROM json_array_elements(CAST(:rows AS json)) "
@@ -50,7 +49,7 @@ async def claim(
     session: AsyncSession, rows: Sequence[tuple[str, str, str, str]]
 ) -> set[str]:
     """Record (event id, type, customer id, digest) rows; return the ids now claimed."""
-    claimed = await session.scalars(_CLAIM, {"rows": _document(rows)})
+    claimed = await session.scalars(_CLAIM, {"rows": as_json(rows)})
     return set(claimed)
 
 
@@ -72,7 +71,7 @@ async def lock_and_get(
     """Lock ``keys`` until commit, then read those booked already."""
     if not keys:
         return {}
-    ordered = _document(sorted(keys))
+    ordered = as_json(sorted(keys))
     connection = await driver(session)
     # Two customers booking one provider payment id at once would both read it as
     # unknown and both book it; the lock makes the second wait for the first's
@@ -89,8 +88,4 @@ async def record(session: AsyncSession, keys: dict[BusinessKey, KeyOwner]) -> No
         return
     rows = [(*key, *owner) for key, owner in sorted(keys.items())]
     connection = await driver(session)
-    await connection.execute(_RECORD_KEYS, _document(rows))
-
-
-def _document(rows: Sequence[tuple[str, ...]]) -> str:
-    return orjson.dumps(rows).decode()
+    await connection.execute(_RECORD_KEYS, as_json(rows))

@@ -19,6 +19,7 @@ from arbor_ingest.adapters.sql import driver
 from arbor_ingest.adapters.tables import ledger_funds, ledger_invoices
 from arbor_ingest.domain.accounts import Funds, Invoice
 from arbor_ingest.domain.ledger import CustomerLedger
+from arbor_shared.db.rows import as_json
 
 # Plain strings: the JSON encoder takes no subclass of str as a key.
 INVOICE_COLUMNS = tuple(str(c.name) for c in ledger_invoices.c)
@@ -35,8 +36,7 @@ def _select(columns: tuple[str, ...]) -> str:
 
 
 def _upsert(table: str, key: str, columns: tuple[str, ...], types: str) -> str:
-    # The rows arrive as one JSON document: an array parameter per column costs
-    # the driver a type check per value, thousands of them per batch.
+    # The rows arrive as one JSON document (see arbor_shared.db.rows).
     typed = ", ".join(f"{c} {t}" for c, t in zip(columns, types.split(), strict=True))
     names = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
@@ -180,7 +180,7 @@ def _document(accounts: list[Any], columns: tuple[str, ...]) -> str:
         | {m: list(getattr(a, m).items()) for m in maps}
         for a in accounts
     ]
-    return orjson.dumps(rows).decode()
+    return as_json(rows)
 
 
 def _decoded(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,10 +4,9 @@ The consumer, the timer loop and re-scores decide for many customers in one
 transaction. Writing each decision as it is made costs a round trip apiece; they
 stage them here instead and :meth:`Changes.write` sends them at the end of the
 transaction's work, still inside it, so they commit or roll back with it. Each
-statement takes its rows as one JSON document (``jsonb_to_recordset``): orjson
-writes a batch's rows, states included, in one call, where an array per column
-costs the driver a check per value; the text is the same whatever the batch size,
-so it stays prepared. They go straight to the session's asyncpg connection (see
+statement takes its rows as one JSON document (:mod:`arbor_shared.db.rows`); the
+states are written into it by the state codec, in the same single call. They go
+straight to the session's asyncpg connection (see
 :mod:`~arbor_segmentation.adapters.driver`).
 """
 
@@ -17,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_segmentation.adapters import driver
 from arbor_segmentation.domain import codec
 from arbor_segmentation.domain.features import CustomerState
 from arbor_segmentation.domain.membership import Membership, Move
+from arbor_shared.db.rows import as_json
 from arbor_shared.events import EventData
 from arbor_shared.events.envelope import Envelope
 from arbor_shared.kafka.outbox import Outbox
@@ -135,9 +134,9 @@ class Changes:
                 {"customer_id": customer_id, "valid_to": at}
                 for customer_id, at in self._closes.items()
             ]
-            await connection.execute(_CLOSE_INTERVALS, _document(closes))
+            await connection.execute(_CLOSE_INTERVALS, as_json(closes))
         if self._intervals:
-            await connection.execute(_OPEN_INTERVALS, _document(self._intervals))
+            await connection.execute(_OPEN_INTERVALS, as_json(self._intervals))
         if self.memberships:
             await connection.execute(_SAVE_MEMBERSHIPS, self._membership_rows())
         await self.outbox.publish_many(session, self.events)
@@ -161,7 +160,7 @@ class Changes:
         }
         await connection.execute(_DROP_TIMERS, list(self.timers), list(rows))
         if rows:
-            await connection.execute(_SET_TIMERS, _document(list(rows.values())))
+            await connection.execute(_SET_TIMERS, as_json(list(rows.values())))
 
     def _membership_rows(self) -> str:
         rows = [
@@ -175,8 +174,4 @@ class Changes:
             }
             for customer_id, m in self.memberships.items()
         ]
-        return _document(rows)
-
-
-def _document(rows: list[dict[str, Any]]) -> str:
-    return orjson.dumps(rows).decode()
+        return as_json(rows)
