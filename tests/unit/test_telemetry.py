@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import sqlalchemy as sa
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -12,7 +15,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from opentelemetry.trace import NoOpTracer, SpanKind, StatusCode
 
 from arbor_shared import telemetry
+from arbor_shared.clock import FixedClock
+from arbor_shared.db.messaging import messaging_tables
+from arbor_shared.events import ClockAdvanced
+from arbor_shared.kafka.outbox import Outbox
 from arbor_shared.telemetry import consumer_span, current_traceparent
+from arbor_shared.topics import TopicNames
 
 PRODUCER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 PRODUCER_SPAN = "b7ad6b7169203331"
@@ -80,3 +88,29 @@ def test_span_without_a_producer_trace_passes_none_on(
     monkeypatch.setattr(telemetry, "_consumer_tracer", NoOpTracer())
     with consumer_span("process InvoiceIssued", None, {}):
         assert current_traceparent() is None
+
+
+def _outbox() -> Outbox:
+    return Outbox(
+        messaging_tables(sa.MetaData()).outbox,
+        topics=TopicNames("t"),
+        source="arbor/tests",
+        clock=FixedClock(datetime(2025, 3, 1, tzinfo=UTC)),
+    )
+
+
+def test_envelope_captures_the_active_trace_unless_told_which_or_none(
+    exporter: InMemorySpanExporter,
+) -> None:
+    data = ClockAdvanced(now=datetime(2025, 3, 1, tzinfo=UTC))
+    with consumer_span("process ClockAdvanced", TRACEPARENT, {}):
+        active = current_traceparent()
+        captured = _outbox().envelope(data)
+        given = _outbox().envelope(data, trace_parent=TRACEPARENT)
+        untraced = _outbox().envelope(data, trace_parent=None)
+    assert active is not None
+    assert captured.trace_parent == active
+    assert given.trace_parent == TRACEPARENT
+    # A caller that captured no trace (an event consumed without one) says so;
+    # the batch's own span must not be put in its place.
+    assert untraced.trace_parent is None
