@@ -203,12 +203,18 @@ async def timed(done: Callable[[], Awaitable[bool]]) -> Timing:
 
 def applied(runtime: ServiceRuntime) -> float:
     """Events the consumer's handlers took, from its own counter (no database)."""
+    return _counted(runtime, "events_consumed", "_total", outcome="applied")
+
+
+def _counted(runtime: ServiceRuntime, metric: str, sample: str, **labels: str) -> float:
+    """The sum of a counter of the service's own registry, over matching labels."""
     return sum(
-        sample.value
-        for metric in runtime.metrics.registry.collect()
-        if metric.name.endswith("events_consumed")
-        for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels["outcome"] == "applied"
+        found.value
+        for family in runtime.metrics.registry.collect()
+        if family.name.endswith(metric)
+        for found in family.samples
+        if found.name.endswith(sample)
+        and all(found.labels.get(k) == v for k, v in labels.items())
     )
 
 
@@ -241,11 +247,10 @@ async def published(runtime: ServiceRuntime) -> tuple[Timing, int]:
     """Until the relay has sent every staged event; also how many there were."""
 
     async def drained() -> bool:
-        return await count(runtime, messaging.outbox, unsent) == 0
+        return await count(runtime, messaging.outbox) == 0
 
-    unsent = messaging.outbox.c.sent_at.is_(None)
     timing = await timed(drained)
-    return timing, await count(runtime, messaging.outbox)
+    return timing, int(_counted(runtime, "events_produced", "_total"))
 
 
 async def rescore(runtime: ServiceRuntime) -> tuple[Timing, int]:

@@ -26,7 +26,7 @@ from arbor_shared.runtime import ServiceRuntime
 from tests.conftest import Namespace
 from tests.dunning.conftest import balance, customer, dunning_settings, settled
 from tests.dunning.receivers import smtp_server
-from tests.support import eventually, migrate, produce, running
+from tests.support import eventually, header, migrate, produce, published, running
 
 # Monday 30 November 2026, just after nine in Berlin (CET).
 PRESENT = datetime(2026, 11, 30, 8, 0, 30, tzinfo=UTC)
@@ -272,11 +272,9 @@ async def _steps(
 
 
 async def _published(runtime: ServiceRuntime) -> list[tuple[str, str | None]]:
-    """(event type, step) of everything dunning wrote to its outbox, in order."""
-    table = messaging.outbox
-    async with runtime.sessions() as session:
-        rows = (await session.execute(sa.select(table).order_by(table.c.seq))).all()
+    """(event type, step) of everything dunning published, each customer's in order."""
+    records = await published(runtime, topics.DUNNING)
     return [
-        (str(dict(row.headers).get("ce_type")), json.loads(row.value).get("step"))
-        for row in rows
+        (header(record, "ce_type"), json.loads(record.value).get("step"))
+        for record in records
     ]

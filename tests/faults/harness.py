@@ -148,9 +148,7 @@ def outbox_drained(
         engine = create_engine(namespace.postgres.url, namespace.schema("ingest"))
         try:
             async with engine.connect() as connection:
-                unsent = await connection.scalar(
-                    sa.text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                )
+                unsent = await connection.scalar(sa.text("SELECT count(*) FROM outbox"))
         finally:
             await engine.dispose()
         backlog = await metric(process, "arbor_ingest_outbox_backlog_events")

@@ -103,7 +103,7 @@ async def test_relay_killed_after_ack_publishes_twice_and_effect_applies_once(
         ingest.start(extra_env={"ARBOR_FAILPOINTS": "relay_after_ack"})
         await asyncio.gather(ingest.wait_ready(), effects.wait_ready())
 
-        # The relay dies once the broker acknowledged, before it marks the row sent;
+        # The relay dies once the broker acknowledged, before it deletes the row;
         # the answer may or may not have left the process by then.
         async with ingest_client(ingest) as client:
             with contextlib.suppress(httpx.TransportError):

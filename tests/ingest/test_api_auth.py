@@ -16,7 +16,7 @@ from arbor_ingest.bootstrap import MIGRATIONS, create_app
 from arbor_ingest.config import IngestSettings
 from tests.conftest import Namespace
 from tests.ingest.conftest import IMPORTER, WRITER, SignedClient, ingest_settings
-from tests.ingest.test_api import invoice, outbox_ids
+from tests.ingest.test_api import invoice, published_ids
 from tests.support import migrate, running
 
 BODY = orjson.dumps(invoice())
@@ -35,7 +35,7 @@ async def test_unsigned_request_is_401_and_stores_nothing(
     assert response.status_code == 401
     assert "X-Arbor-Signature" in response.json()["detail"]
     assert response.headers["WWW-Authenticate"].startswith("ArborHMAC")
-    assert await outbox_ids(app, "billing.invoices.v1") == []
+    assert await published_ids(app, "billing.invoices.v1") == []
 
 
 async def test_signature_over_another_body_is_401(client: SignedClient) -> None:
@@ -176,7 +176,7 @@ async def test_signature_is_checked_before_the_idempotency_key(
     response = await _post(client, {"Idempotency-Key": "k" * 256})
 
     assert response.status_code == 401
-    assert await outbox_ids(app, "billing.invoices.v1") == []
+    assert await published_ids(app, "billing.invoices.v1") == []
 
 
 async def test_single_and_batch_routes_document_the_same_idempotency_key(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
 from arbor_ingest.adapters.tables import messaging
@@ -19,7 +17,7 @@ from arbor_shared.runtime import ServiceRuntime
 from tests.conftest import Namespace
 from tests.ingest.conftest import IMPORTER, WRITER, SignedClient
 from tests.ingest.fixtures.data import IBM_CSV
-from tests.support import WAIT_SECONDS, eventually
+from tests.support import eventually, header, read_to_end, relayed
 
 PATH = "/v1/imports/ar-csv"
 HEADER = (
@@ -65,47 +63,13 @@ async def outbox_rows(app: FastAPI) -> int:
 
 
 async def drained(app: FastAPI) -> bool:
-    outbox = messaging.outbox
-    async with runtime(app).sessions() as session:
-        unsent = await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(outbox)
-            .where(outbox.c.sent_at.is_(None))
-        )
-        return unsent == 0
+    return await outbox_rows(app) == 0
 
 
 async def types_on(bootstrap: str, topic: str) -> Counter[str]:
     """Every record's ce_type on ``topic``, from the start to its current end."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    found: Counter[str] = Counter()
-    deadline = time.monotonic() + WAIT_SECONDS
-    try:
-        while not consumer.assignment():
-            assert time.monotonic() < deadline, f"{topic} was never assigned"
-            _count(found, await consumer.getmany(timeout_ms=100))
-        partitions = sorted(consumer.assignment())
-        ends = await consumer.end_offsets(partitions)
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            _count(found, await consumer.getmany(timeout_ms=200))
-        return found
-    finally:
-        await consumer.stop()
-
-
-def _count(
-    found: Counter[str], batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-) -> None:
-    for record in (r for part in batch.values() for r in part):
-        found[dict(record.headers)["ce_type"].decode()] += 1
+    records = await read_to_end(bootstrap, [topic])
+    return Counter(header(record, "ce_type") for record in records)
 
 
 async def test_the_ibm_export_imports_every_row_and_the_topics_match_the_file(
@@ -132,9 +96,11 @@ async def test_importing_the_same_export_again_yields_only_duplicates(
     app: FastAPI, http: httpx.AsyncClient
 ) -> None:
     await import_ibm(http)
-    staged = await outbox_rows(app)
+    await eventually(lambda: drained(app))
+    published = relayed(runtime(app))
 
     again = await import_ibm(http)
+    await eventually(lambda: drained(app))
 
     assert again.rejected == []
     assert (again.invoices, again.payments, again.customers, again.disputes) == (
@@ -144,7 +110,7 @@ async def test_importing_the_same_export_again_yields_only_duplicates(
         0,
     )
     assert again.duplicates == 2 * 2466 + 2 * 561
-    assert await outbox_rows(app) == staged
+    assert relayed(runtime(app)) == published
 
 
 async def post_csv(

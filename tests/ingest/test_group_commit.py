@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from fastapi import FastAPI
 from opentelemetry import context, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -22,11 +21,11 @@ from tests.conftest import Namespace
 from tests.ingest.conftest import SignedClient
 from tests.ingest.test_api import (
     invoice,
-    outbox_ids,
+    published_ids,
     refund_of_an_unknown_payment,
     topic,
 )
-from tests.support import read_topic
+from tests.support import header, published, read_topic
 
 
 def groups(app: FastAPI) -> tuple[float, float]:
@@ -61,7 +60,7 @@ async def test_concurrent_single_events_commit_in_fewer_transactions_once_each(
     count, total = groups(app)
     assert total == 50
     assert count < 50
-    assert sorted(await outbox_ids(app, topics.INVOICES)) == sorted(expected)
+    assert sorted(await published_ids(app, topics.INVOICES)) == sorted(expected)
     records = await read_topic(
         namespace.kafka.bootstrap, topic(namespace, topics.INVOICES), 50
     )
@@ -81,10 +80,10 @@ async def test_rejected_event_in_a_concurrent_group_leaves_the_others_accepted(
     (problem,) = refused.json()["detail"]
     assert problem["field"] == "data.payment_id"
     assert [a.json()["status"] for a in accepted] == ["accepted"] * 20
-    assert sorted(await outbox_ids(app, topics.INVOICES)) == sorted(
+    assert sorted(await published_ids(app, topics.INVOICES)) == sorted(
         e["id"] for e in good
     )
-    assert await outbox_ids(app, topics.PAYMENTS) == []
+    assert await published_ids(app, topics.PAYMENTS) == []
     count, total = groups(app)
     assert total == 21
     assert count < 21
@@ -103,7 +102,7 @@ async def test_same_event_posted_twice_concurrently_is_accepted_then_duplicate(
         "duplicate",
     ]
     assert {a.json()["status"] for a in rest} == {"accepted"}
-    assert (await outbox_ids(app, topics.INVOICES)).count("ev-inv-1") == 1
+    assert (await published_ids(app, topics.INVOICES)).count("ev-inv-1") == 1
     count, total = groups(app)
     assert total == 12
     assert count < 12
@@ -142,7 +141,7 @@ async def test_failed_group_transaction_answers_every_request_503_stores_nothing
     answers = await post_all(client, [invoice(f"inv-{n}") for n in range(10)])
 
     assert [a.status_code for a in answers] == [503] * 10
-    assert await outbox_ids(app, topics.INVOICES) == []
+    assert await published_ids(app, topics.INVOICES) == []
     count, total = groups(app)
     assert total == 10
     assert count < 10
@@ -170,15 +169,8 @@ async def test_each_event_of_a_group_carries_its_own_requests_trace(
 ) -> None:
     await asyncio.gather(*(_accept_in_trace(app, n) for n in (1, 2, 3)))
 
-    runtime = app.state.runtime
-    table = runtime.tables.outbox
-    async with runtime.sessions() as session:
-        rows = await session.execute(
-            sa.select(table.c.event_id, table.c.headers).where(
-                table.c.topic == runtime.topics(topics.INVOICES)
-            )
-        )
-    traces = {event_id: dict(headers)["ce_traceparent"] for event_id, headers in rows}
+    records = await published(app.state.runtime, topics.INVOICES)
+    traces = {header(r, "ce_id"): header(r, "ce_traceparent") for r in records}
     assert traces == {f"ev-inv-{n}": f"00-{n:032x}-{n:016x}-01" for n in (1, 2, 3)}
     count, _total = groups(app)
     assert count < 3

@@ -11,7 +11,7 @@ from arbor_ingest.adapters.tables import idempotency_keys
 from arbor_shared import topics
 from arbor_shared.runtime import ServiceRuntime
 from tests.ingest.conftest import SignedClient
-from tests.ingest.test_api import invoice, outbox_ids
+from tests.ingest.test_api import invoice, published_ids
 
 
 async def test_answers_past_the_window_are_purged_and_their_events_stay_unique(
@@ -33,7 +33,7 @@ async def test_answers_past_the_window_are_purged_and_their_events_stay_unique(
     assert "Idempotent-Replayed" not in retried.headers
     assert retried.json() == {"id": "ev-old", "status": "duplicate"}
     assert replayed.headers["Idempotent-Replayed"] == "true"
-    assert (await outbox_ids(app, topics.INVOICES)).count("ev-old") == 1
+    assert (await published_ids(app, topics.INVOICES)).count("ev-old") == 1
 
 
 async def _age(runtime: ServiceRuntime, key: str, by: timedelta) -> None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from opentelemetry import context, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arbor_ingest import handlers
 from arbor_ingest.entrypoints.parsing import parse_event
@@ -46,20 +47,19 @@ def in_trace(n: int) -> Iterator[None]:
         context.detach(token)
 
 
-async def staged_rows(app: FastAPI) -> list[Any]:
-    runtime = app.state.runtime
-    table = runtime.tables.outbox
-    async with runtime.sessions() as session:
-        result = await session.execute(
-            sa.select(
-                table.c.event_id,
-                table.c.topic,
-                table.c.key,
-                table.c.value,
-                table.c.headers,
-            ).order_by(table.c.seq)
-        )
-        return list(result)
+async def staged_rows(session: AsyncSession, table: sa.Table) -> list[Any]:
+    # Read inside the staging transaction, which is then rolled back: committed,
+    # the rows would be the relay's to send and delete at any moment.
+    result = await session.execute(
+        sa.select(
+            table.c.event_id,
+            table.c.topic,
+            table.c.key,
+            table.c.value,
+            table.c.headers,
+        ).order_by(table.c.seq)
+    )
+    return list(result)
 
 
 async def test_each_event_and_its_facts_are_staged_canonically_in_its_trace(
@@ -71,13 +71,13 @@ async def test_each_event_and_its_facts_are_staged_canonically_in_its_trace(
     ]
     runtime = app.state.runtime
     with in_trace(42):
-        async with runtime.sessions() as session, session.begin():
+        async with runtime.sessions() as session:
             results = await handlers.accept_many(
                 session, runtime.outbox, submitted, publisher="t"
             )
+            rows = await staged_rows(session, runtime.tables.outbox)
     assert [r.status for r in results] == ["accepted", "accepted"]
 
-    rows = await staged_rows(app)
     envelopes = [Envelope.from_headers(headers_from_json(r.headers)) for r in rows]
     # The stored headers are exactly what the envelope renders, in its order.
     assert [r.headers for r in rows] == [
@@ -111,13 +111,13 @@ async def test_encoded_and_plain_publishing_stage_the_same_row(app: FastAPI) -> 
     with in_trace(42):
         plain = outbox.envelope(data, event_id="ev-plain")
         encoded = outbox.envelope(data, event_id="ev-encoded", time=plain.time)
-    async with runtime.sessions() as session, session.begin():
+    async with runtime.sessions() as session:
         await outbox.publish_many(session, [(plain, data)])
         await outbox.publish_encoded(
             session, [(encoded, data, data.model_dump_json().encode())]
         )
+        first, second = await staged_rows(session, runtime.tables.outbox)
 
-    first, second = await staged_rows(app)
     assert (first.topic, first.key, first.value) == (
         second.topic,
         second.key,

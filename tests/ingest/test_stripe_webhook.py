@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from arbor_ingest.adapters.stripe_tables import stripe_events
-from arbor_ingest.adapters.tables import messaging
 from arbor_ingest.bootstrap import MIGRATIONS, create_app
 from arbor_ingest.config import IngestSettings
 from arbor_shared import topics
@@ -30,7 +29,7 @@ from tests.ingest.fixtures.data import (
     stripe_event_types,
     stripe_object,
 )
-from tests.support import migrate, read_topic, running
+from tests.support import header, migrate, published, read_topic, running
 
 PATH = "/v1/webhooks/stripe"
 
@@ -81,16 +80,9 @@ async def recorded(app: FastAPI) -> dict[str, tuple[str, str | None]]:
 
 
 async def staged(app: FastAPI, base_topic: str) -> list[str]:
-    """Event types staged in the outbox for ``base_topic``, in order."""
-    outbox = messaging.outbox
-    name = runtime(app).topics(base_topic)
-    async with runtime(app).sessions() as session:
-        rows = await session.scalars(
-            sa.select(outbox.c.headers)
-            .where(outbox.c.topic == name)
-            .order_by(outbox.c.seq)
-        )
-        return [dict(map(tuple, headers))["ce_type"] for headers in rows]
+    """Event types published on ``base_topic``, each customer's in order."""
+    records = await published(runtime(app), base_topic)
+    return [header(record, "ce_type") for record in records]
 
 
 async def test_signed_customer_created_is_accepted_and_published(
@@ -232,20 +224,13 @@ async def test_a_voided_credit_note_makes_its_invoice_owed_again(
 
 
 async def staged_facts(app: FastAPI, event_type: str) -> list[dict[str, Any]]:
-    """Payloads of the ledger facts of ``event_type`` staged so far, in order."""
-    outbox = messaging.outbox
-    name = runtime(app).topics(topics.LEDGER)
-    async with runtime(app).sessions() as session:
-        rows = await session.execute(
-            sa.select(outbox.c.headers, outbox.c.value)
-            .where(outbox.c.topic == name)
-            .order_by(outbox.c.seq)
-        )
-        return [
-            orjson.loads(value)
-            for headers, value in rows
-            if dict(map(tuple, headers))["ce_type"] == event_type
-        ]
+    """Payloads of the ledger facts of ``event_type`` published, in key order."""
+    records = await published(runtime(app), topics.LEDGER)
+    return [
+        orjson.loads(record.value)
+        for record in records
+        if header(record, "ce_type") == event_type
+    ]
 
 
 async def test_every_listed_stripe_type_gets_a_2xx_answer_never_a_5xx(

@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from arbor_ingest import bootstrap as ingest
-from arbor_ingest.adapters.tables import messaging as ingest_messaging
 from arbor_ingest.import_client import ImportTotals, Publisher, send_file
 from arbor_metrics import bootstrap as metrics
 from arbor_metrics.adapters.tables import messaging as metrics_messaging
@@ -44,7 +43,15 @@ from tests.infra import KafkaHandle, PostgresHandle
 from tests.ingest.conftest import IMPORTER, ingest_settings
 from tests.metrics import ibm_facts as facts
 from tests.metrics import ibm_reference as ref
-from tests.support import eventually, migrate, produce, running, service_settings
+from tests.support import (
+    eventually,
+    header,
+    migrate,
+    produce,
+    published,
+    running,
+    service_settings,
+)
 
 DATA = ref.rows()
 CASES = [
@@ -77,16 +84,10 @@ async def _import_csv(ingest_app: FastAPI) -> ImportTotals:
         )
 
 
-async def _staged_for_metrics(ingest_app: FastAPI) -> set[str]:
-    """Ids of every event ingest staged on a topic the metrics service consumes."""
-    runtime = _runtime(ingest_app)
-    outbox = ingest_messaging.outbox
-    names = [runtime.topics(t) for t in metrics.SOURCE_TOPICS]
-    async with runtime.sessions() as session:
-        found = await session.scalars(
-            sa.select(outbox.c.event_id).where(outbox.c.topic.in_(names))
-        )
-        return set(found)
+async def _published_for_metrics(ingest_app: FastAPI) -> set[str]:
+    """Ids of every event ingest published on a topic the metrics service consumes."""
+    records = await published(_runtime(ingest_app), *metrics.SOURCE_TOPICS)
+    return {header(record, "ce_id") for record in records}
 
 
 async def _inbox_size(metrics_app: FastAPI) -> int:
@@ -109,7 +110,7 @@ async def _await_all_applied(
 ) -> None:
     """Wait until metrics has recorded every event meant for it, then check each
     was applied: a dead-lettered fact would leave the KPIs short."""
-    wanted = await _staged_for_metrics(ingest_app) | produced
+    wanted = await _published_for_metrics(ingest_app) | produced
 
     async def caught_up() -> bool:
         return await _inbox_size(metrics_app) >= len(wanted)

@@ -8,9 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from starlette.types import Message
 
-from arbor_portal.adapters.tables import messaging, notifications
+from arbor_portal.adapters.tables import notifications
 from arbor_shared import topics
 from tests.portal.conftest import Customer, Portal
+from tests.support import header, published
 
 
 def _in_days(days: int) -> str:
@@ -18,20 +19,14 @@ def _in_days(days: int) -> str:
 
 
 async def _outbox(portal: Portal, customer: Customer) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
-    table = messaging.outbox
-    async with portal.app.state.runtime.sessions() as session:
-        rows = (
-            await session.execute(
-                sa.select(table.c.topic, table.c.value, table.c.headers)
-                .where(table.c.key == customer.customer_id)
-                .order_by(table.c.seq)
-            )
-        ).all()
-    result = []
-    for row in rows:
-        event_type = dict(row.headers)["ce_type"]
-        result.append((event_type, json.loads(row.value) | {"_topic": row.topic}))
-    return result
+    """What the portal published for ``customer``: (type, data and its topic)."""
+    runtime = portal.app.state.runtime
+    records = await published(runtime, topics.CASES, topics.CUSTOMERS)
+    return [
+        (header(r, "ce_type"), json.loads(r.value) | {"_topic": r.topic})
+        for r in records
+        if r.key == customer.customer_id.encode()
+    ]
 
 
 def _topic(portal: Portal, base: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arbor_segmentation.adapters import deferred, repository
 from arbor_segmentation.adapters.definitions import DefinitionCache
 from arbor_segmentation.adapters.moves import MoveCounter
-from arbor_segmentation.adapters.tables import membership_history, messaging
+from arbor_segmentation.adapters.tables import membership_history
 from arbor_segmentation.domain import engine
 from arbor_segmentation.domain.features import CustomerState, features
 from arbor_segmentation.domain.prediction import LatePaymentModel
@@ -29,7 +29,7 @@ from arbor_shared.kafka.consumer import Context
 from arbor_shared.runtime import ServiceRuntime
 from arbor_shared.topics import dead_letter_topic
 from tests.segmentation.conftest import Start, customer, invoice
-from tests.support import read_topic
+from tests.support import published, read_topic
 
 NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
 # The service's own timer loop, on the wall clock, would fire the timers these
@@ -101,14 +101,13 @@ async def _apply(
 
 
 async def _published(runtime: ServiceRuntime, customer_id: str) -> list[Any]:
-    outbox = messaging.outbox
-    async with runtime.sessions() as session:
-        rows = await session.execute(
-            sa.select(outbox.c.topic, outbox.c.value)
-            .where(outbox.c.key == customer_id)
-            .order_by(outbox.c.seq)
-        )
-    return [_anonymous(customer_id, (t, orjson.loads(v))) for t, v in rows]
+    """The customer's moves and risks as published, each topic's in order."""
+    records = await published(runtime, topics.COHORTS, topics.RISK)
+    return [
+        _anonymous(customer_id, (r.topic, orjson.loads(r.value)))
+        for r in records
+        if r.key == customer_id.encode()
+    ]
 
 
 async def _history(runtime: ServiceRuntime, customer_id: str) -> list[Any]:

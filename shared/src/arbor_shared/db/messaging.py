@@ -3,7 +3,8 @@
 The inbox makes consumption exactly-once in effect (RELIABILITY P2): an event's key is
 recorded in the same transaction as its effect. The outbox makes publication durable
 before acknowledgement (P1): an event row commits with the state that caused it and a
-relay sends it afterwards.
+relay sends it afterwards, deleting the row once the broker has acknowledged it, so
+every row in the outbox is one still to send.
 """
 
 from __future__ import annotations
@@ -51,12 +52,6 @@ def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
                 sa.DateTime(timezone=True),
                 nullable=False,
                 server_default=sa.func.now(),
-            ),
-            sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-            sa.Index(
-                "outbox_unsent",
-                "seq",
-                postgresql_where=sa.text("sent_at IS NULL"),
             ),
         ),
         clock=sa.Table(

@@ -16,18 +16,22 @@ from sqlalchemy.engine import Connection
 from arbor_shared.db.engine import create_engine
 
 
-def upgrade(script_location: str, url: str, schema: str) -> None:
-    """Bring ``schema`` up to the newest revision of the service's history."""
+def upgrade(
+    script_location: str, url: str, schema: str, revision: str = "head"
+) -> None:
+    """Bring ``schema`` up to ``revision``, the newest of the service's by default."""
     config = Config()
     config.set_main_option("script_location", script_location)
     config.attributes["url"] = url
     config.attributes["schema"] = schema
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
-async def upgrade_async(script_location: str, url: str, schema: str) -> None:
+async def upgrade_async(
+    script_location: str, url: str, schema: str, revision: str = "head"
+) -> None:
     """:func:`upgrade` for callers already inside an event loop."""
-    await asyncio.to_thread(upgrade, script_location, url, schema)
+    await asyncio.to_thread(upgrade, script_location, url, schema, revision)
 
 
 MIGRATION_LOCK = sa.text("SELECT pg_advisory_lock(7302, hashtext(:schema))")
