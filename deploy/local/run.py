@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import httpx
 import prometheus
 from sinks import Sinks
 
-from arbor_cli.demo import ensure_publisher_keys, feed, report
+from arbor_cli.demo import INGEST, ensure_publisher_keys, feed, report
+from arbor_cli.feed_gate import FeedGate, services_gate
 from arbor_shared.local_issuer import AUDIENCE, ISSUER, LocalIssuer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +33,9 @@ RESET = "\033[0m"
 _log_pipes: set[asyncio.Task[None]] = set()
 SINKS = Sinks(STATE / "delivered")
 PROMETHEUS_PORT = int(os.environ.get("ARBOR_RUN_PROMETHEUS_PORT", "9090"))
+# As kafka.sh reads ARBOR_KAFKA_DIR: another state dir keeps the run off a cluster
+# that the tests or another run already use.
+POSTGRES = Path(os.environ.get("ARBOR_PG_DIR", str(STATE / "postgres")))
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,7 @@ SERVICES = (
 def start_infrastructure() -> tuple[str, str]:
     """Start (or reuse) the local broker and database; return their addresses."""
     kafka = _script("kafka.sh", "start")
-    postgres_dir = STATE / "postgres"
-    postgres = _script("postgres.sh", "start", env={"ARBOR_PG_DIR": str(postgres_dir)})
+    postgres = _script("postgres.sh", "start", env={"ARBOR_PG_DIR": str(POSTGRES)})
     return kafka, postgres
 
 
@@ -142,6 +146,9 @@ async def start_service(
 
 
 READY_SECONDS = 120.0
+# Dunning, the slowest consumer, has a few hundred records per simulated day; much
+# further behind, it finds steps already overdue and cancels them as missed.
+DEFAULT_MAX_BACKLOG = 500
 
 
 async def wait_ready(service: Service) -> None:
@@ -188,7 +195,9 @@ async def supervise(arguments: argparse.Namespace) -> None:
             STATE / "prometheus", {s.name: s.port for s in SERVICES}, PROMETHEUS_PORT
         )
         print_banner(kafka, database, issuer, with_prometheus=scraper is not None)
-        feeder = asyncio.create_task(feed_and_report(arguments, issuer, stop))
+        feeder = asyncio.create_task(
+            feed_and_report(arguments, issuer, stop, _gate(kafka, arguments))
+        )
         await stop.wait()
         feeder.cancel()
     finally:
@@ -200,9 +209,7 @@ async def supervise(arguments: argparse.Namespace) -> None:
         SINKS.stop()
         if not arguments.keep_infra:
             _script("kafka.sh", "stop")
-            _script(
-                "postgres.sh", "stop", env={"ARBOR_PG_DIR": str(STATE / "postgres")}
-            )
+            _script("postgres.sh", "stop", env={"ARBOR_PG_DIR": str(POSTGRES)})
 
 
 def print_banner(
@@ -234,12 +241,23 @@ def print_banner(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def _gate(kafka: str, arguments: argparse.Namespace) -> FeedGate | None:
+    if arguments.max_backlog <= 0:
+        return None
+    return services_gate(
+        bootstrap=kafka, ingest_url=INGEST, limit=arguments.max_backlog
+    )
+
+
 async def feed_and_report(
-    arguments: argparse.Namespace, issuer: LocalIssuer, stop: asyncio.Event
+    arguments: argparse.Namespace,
+    issuer: LocalIssuer,
+    stop: asyncio.Event,
+    gate: FeedGate | None,
 ) -> None:
     """Feed the chosen dataset through ingest while printing KPIs, until stopped."""
     feeding = asyncio.create_task(
-        feed(arguments.dataset, issuer, speed=arguments.speed)
+        feed(arguments.dataset, issuer, speed=arguments.speed, gate=gate)
     )
     while not stop.is_set():
         await report(issuer)
@@ -247,6 +265,8 @@ async def feed_and_report(
             f"reminders delivered: {SINKS.received_mail} e-mails "
             f"(.local/delivered/mail), {SINKS.received_webhooks} SMS/letters\n"
         )
+        if gate is not None:
+            sys.stdout.write(gate.status.summary(time.monotonic()) + "\n")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), arguments.report_every)
     feeding.cancel()
@@ -264,7 +284,14 @@ def main() -> None:
         "--speed",
         type=float,
         default=86_400.0,
-        help="simulated seconds per real second",
+        help="simulated seconds per real second, at most",
+    )
+    parser.add_argument(
+        "--max-backlog",
+        type=int,
+        default=DEFAULT_MAX_BACKLOG,
+        help="before each clock step, wait until the services are at most this many "
+        "records behind (0: pace by --speed alone)",
     )
     parser.add_argument("--report-every", type=float, default=10.0)
     parser.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from arbor_cli.feed_gate import FeedGate
 from arbor_cli.publisher import IngestPublisher, PublishStats
 from arbor_cli.simulator import Simulation
 from arbor_shared.local_issuer import LocalIssuer
@@ -52,17 +54,25 @@ PROGRESS = PublishStats()
 """What the running feed has published so far, for the live summary."""
 
 
-async def feed(dataset: str, issuer: LocalIssuer, *, speed: float) -> None:
-    """Publish the dataset through ingest, printing progress."""
+async def feed(
+    dataset: str, issuer: LocalIssuer, *, speed: float, gate: FeedGate | None = None
+) -> None:
+    """Publish the dataset through ingest, printing progress.
+
+    With ``gate``, the simulated company waits for the services at every clock step.
+    """
     if dataset == "ibm":
         _import_ibm()
         return
     simulation = Simulation(customers=2_000, start=date(2025, 1, 1), months=12)
-    async with httpx.AsyncClient(base_url=INGEST, timeout=60) as client:
+    async with (
+        httpx.AsyncClient(base_url=INGEST, timeout=60) as client,
+        gate or contextlib.nullcontext(),
+    ):
         publisher = IngestPublisher(client, key_id=DEMO_KEY_ID, secret=_secret())
         publisher.stats = PROGRESS
         sys.stdout.write("feeding a simulated company of 2,000 customers...\n")
-        stats = await publisher.publish(simulation.events(), speed=speed)
+        stats = await publisher.publish(simulation.events(), speed=speed, gate=gate)
     sys.stdout.write(
         f"fed {stats.sent:,} events ({stats.accepted:,} new, {stats.duplicate:,} "
         f"already known, {len(stats.rejected)} rejected) at {stats.rate():,.0f}/s\n"

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -41,6 +41,10 @@ class PublishStats:
         return self.sent / max(time.monotonic() - self.started, 1e-9)
 
 
+class Gate(Protocol):
+    async def wait_for_services(self) -> None: ...
+
+
 class IngestPublisher:
     """Posts events to ``/v1/events:batch`` with the publisher's signature."""
 
@@ -59,18 +63,28 @@ class IngestPublisher:
         self.stats = PublishStats()
 
     async def publish(
-        self, events: Iterable[EventData], *, speed: float | None = None
+        self,
+        events: Iterable[EventData],
+        *,
+        speed: float | None = None,
+        gate: Gate | None = None,
     ) -> PublishStats:
-        """Send every event in order; with ``speed``, pace simulated time to real."""
+        """Send every event in order.
+
+        With ``speed``, simulated time runs at most that many seconds per real
+        second; with ``gate``, each clock advance also waits for the services to
+        catch up with the events before it.
+        """
         batch: list[EventData] = []
-        origin: tuple[datetime, float] | None = None
+        pace = Pace(speed)
         for data in events:
             batch.append(data)
             if isinstance(data, ClockAdvanced):
                 self.stats.simulated_now = data.now
-                origin = origin or (data.now, time.monotonic())
                 await self._flush(batch)
-                await _pace(origin, data.now, speed)
+                await pace.until(data.now)
+                if gate is not None:
+                    await gate.wait_for_services()
             elif len(batch) >= self._batch_size:
                 await self._flush(batch)
         await self._flush(batch)
@@ -116,13 +130,24 @@ def _data(event: EventData) -> object:
     return orjson.loads(event.model_dump_json())
 
 
-async def _pace(
-    origin: tuple[datetime, float], now: datetime, speed: float | None
-) -> None:
-    if not speed:
-        return
-    simulated_start, real_start = origin
-    due = real_start + (now - simulated_start).total_seconds() / speed
-    delay = due - time.monotonic()
-    if delay > 0:
-        await asyncio.sleep(delay)
+@dataclass
+class Pace:
+    """Keeps simulated time from running faster than ``speed`` times real time."""
+
+    speed: float | None
+    origin: tuple[datetime, float] | None = None
+
+    async def until(self, now: datetime) -> None:
+        """Sleep until simulated ``now`` is due; never hurry to make up lost time."""
+        if not self.speed:
+            return
+        real_now = time.monotonic()
+        simulated_start, real_start = self.origin or (now, real_now)
+        due = real_start + (now - simulated_start).total_seconds() / self.speed
+        if due > real_now:
+            await asyncio.sleep(due - real_now)
+        else:
+            # Behind the schedule (a slow request, a wait for the services): the
+            # schedule starts again from here, or the feed would rush to catch up
+            # in a burst faster than ``speed``.
+            self.origin = (now, real_now)
