@@ -157,13 +157,25 @@ class Outbox:
     def _wake_relay_on_commit(self, session: AsyncSession) -> None:
         # Woken at once, the relay would read before the rows are committed, find
         # nothing and run an empty round for every transaction; a rolled-back
-        # transaction has nothing to relay at all.
-        staged_in = session.sync_session
-        if not sa.event.contains(staged_in, "after_commit", self._wake_relay):
-            sa.event.listen(staged_in, "after_commit", self._wake_relay, once=True)
+        # transaction has nothing to relay at all. The session carries the event to
+        # set: listening on each session anew cost every transaction more than
+        # the statement that staged its rows.
+        waiting = session.sync_session.info.setdefault(_RELAYS_TO_WAKE, set())
+        waiting.add(self.wakeup)
 
-    def _wake_relay(self, _session: Session) -> None:
-        self.wakeup.set()
+
+_RELAYS_TO_WAKE = "arbor.outbox.relays_to_wake"
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _wake_relays(session: Session) -> None:
+    for wakeup in session.info.pop(_RELAYS_TO_WAKE, ()):
+        wakeup.set()
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_relays(session: Session) -> None:
+    session.info.pop(_RELAYS_TO_WAKE, None)
 
 
 _COPY_COLUMNS = ("event_id", "topic", "key", "value", "headers")
