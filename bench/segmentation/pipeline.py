@@ -289,10 +289,6 @@ def report(scores: PipelineScores, seconds: float) -> None:
         print(f"cohort {cohort:31} {count}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 async def _unsent(runtime: ServiceRuntime, topic_names: list[str]) -> int:
     """Outbox rows of ``runtime`` on ``topic_names`` the relay has not sent yet."""
     outbox = runtime.tables.outbox
@@ -308,3 +304,7 @@ async def _unsent(runtime: ServiceRuntime, topic_names: list[str]) -> int:
 def _relayed(runtime: ServiceRuntime, topic_names: list[str]) -> int:
     """Records the relay of ``runtime`` has had acknowledged on ``topic_names``."""
     return sum(relayed(runtime)[name] for name in topic_names)
+
+
+if __name__ == "__main__":
+    main()

@@ -64,7 +64,7 @@ from arbor_shared.runtime import ServiceRuntime
 from arbor_shared.settings import KafkaSettings
 from arbor_shared.topics import TopicNames
 from bench.common import Infra, infrastructure, write_results
-from tests.support import eventually, running
+from tests.support import eventually, relayed, running
 
 HERE = Path(__file__).resolve().parent
 START = date(2023, 1, 1)
@@ -203,18 +203,12 @@ async def timed(done: Callable[[], Awaitable[bool]]) -> Timing:
 
 def applied(runtime: ServiceRuntime) -> float:
     """Events the consumer's handlers took, from its own counter (no database)."""
-    return _counted(runtime, "events_consumed", "_total", outcome="applied")
-
-
-def _counted(runtime: ServiceRuntime, metric: str, sample: str, **labels: str) -> float:
-    """The sum of a counter of the service's own registry, over matching labels."""
     return sum(
-        found.value
-        for family in runtime.metrics.registry.collect()
-        if family.name.endswith(metric)
-        for found in family.samples
-        if found.name.endswith(sample)
-        and all(found.labels.get(k) == v for k, v in labels.items())
+        sample.value
+        for metric in runtime.metrics.registry.collect()
+        if metric.name.endswith("events_consumed")
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["outcome"] == "applied"
     )
 
 
@@ -250,7 +244,7 @@ async def published(runtime: ServiceRuntime) -> tuple[Timing, int]:
         return await count(runtime, messaging.outbox) == 0
 
     timing = await timed(drained)
-    return timing, int(_counted(runtime, "events_produced", "_total"))
+    return timing, sum(relayed(runtime).values())
 
 
 async def rescore(runtime: ServiceRuntime) -> tuple[Timing, int]:

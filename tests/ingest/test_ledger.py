@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -536,3 +538,21 @@ def test_payment_id_and_invoice_id_cannot_be_booked_twice() -> None:
     assert invoice_again.value.field == "invoice_id"
     assert payment_again.value.field == "payment_id"
     assert book.ledger.totals("EUR") == (900, 0)
+
+
+def test_a_ledger_is_freed_as_soon_as_it_is_dropped() -> None:
+    # With the collector off, only reference counting frees: a ledger caught in a
+    # reference cycle would wait for the collector's next pass, and those passes
+    # over every ledger a request loaded stalled single-event requests.
+    gc.disable()
+    try:
+        ledger = CustomerLedger(CUSTOMER)
+        ledger.apply(issued("inv-1", 10_000), event_id="e1")
+        ledger.apply(paid("pay-1", 4_000, ("inv-1", 4_000)), event_id="e2")
+        alive = weakref.ref(ledger)
+
+        del ledger
+
+        assert alive() is None
+    finally:
+        gc.enable()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from sqlalchemy.engine import Engine
 
 from arbor_shared import topics
 from arbor_shared.http import create_service_app
@@ -86,3 +88,12 @@ async def test_the_relay_is_woken_by_a_commit_and_not_by_a_rollback(
         True,
         False,
     )
+
+
+def test_a_service_app_traces_statements_but_not_every_pool_checkout(
+    counter: ServiceRuntime,
+) -> None:
+    create_service_app(counter, title="counter", description="test only")
+
+    assert SQLAlchemyInstrumentor().is_instrumented_by_opentelemetry
+    assert not hasattr(Engine.connect, "__wrapped__")

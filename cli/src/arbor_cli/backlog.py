@@ -16,6 +16,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from prometheus_client.parser import text_string_to_metric_families
 
 from arbor_shared.topics import TopicNames
 
@@ -23,7 +24,7 @@ from arbor_shared.topics import TopicNames
 # the topic namespace when there is one.
 GROUP_PREFIX = "arbor."
 _REQUEST_TIMEOUT_MS = 10_000
-_OUTBOX_GAUGE = "arbor_ingest_outbox_backlog_events "
+_OUTBOX_GAUGE = "arbor_ingest_outbox_backlog_events"
 
 Positions = Mapping[TopicPartition, int | None]
 """One group's committed offset per partition it owns; None where it committed none."""
@@ -157,7 +158,11 @@ class OutboxBacklog:
 
 def outbox_backlog(exposition: str) -> int:
     """The value of ingest's outbox gauge in a Prometheus exposition; 0 if absent."""
-    for line in exposition.splitlines():
-        if line.startswith(_OUTBOX_GAUGE):
-            return int(float(line.removeprefix(_OUTBOX_GAUGE)))
-    return 0
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(exposition)
+            for sample in family.samples
+            if sample.name == _OUTBOX_GAUGE
+        )
+    )

@@ -173,11 +173,8 @@ class OutboxRelay:
         # The gauge must show the backlog growing during an outage, not a stale 0.
         with contextlib.suppress(Exception):
             async with self._sessions() as session:
-                backlog = await session.scalar(self._backlog())
+                backlog = await session.scalar(sa.text(self._count_unsent))
             self._metrics.outbox_backlog.set(backlog or 0)
-
-    def _backlog(self) -> sa.Select[int]:
-        return sa.select(sa.func.count()).select_from(self._table)
 
     async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
         producer = await self._ready_producer()
@@ -208,9 +205,12 @@ class OutboxRelay:
                 await producer.stop()
 
     async def _wait_for_work(self) -> None:
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self._wakeup.wait(), _IDLE_POLL_SECONDS)
-        await self._sleep(_LINGER_SECONDS)
+        except TimeoutError:
+            pass  # the idle poll: nothing committed that a linger would gather
+        else:
+            await self._sleep(_LINGER_SECONDS)
         self._wakeup.clear()
 
     async def _sleep(self, seconds: float) -> None:
